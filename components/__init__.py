@@ -1,0 +1,1 @@
+"""segpipe's components: framework-free core code and thin TFX, Beam and MLflow adapters over it."""

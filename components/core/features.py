@@ -1,0 +1,28 @@
+"""Names of the features that flow between pipeline stages.
+
+Raw features are what ingestion writes into each `tf.train.Example` (and `schemas/raw_schema.pbtxt`
+states); transformed features are what `preprocessing_fn` produces and the model consumes.
+"""
+
+IMAGE_ENCODED = "image/encoded"
+IMAGE_FORMAT = "image/format"
+IMAGE_HEIGHT = "image/height"
+IMAGE_WIDTH = "image/width"
+MASK_ENCODED = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
+IMAGE_ID = "image/id"
+DATASET = "dataset"
+SPLIT = "split"
+CITY = "city"
+CLASSES_PRESENT = "classes_present"
+
+# Raw features a serving request does not carry.
+LABEL_FEATURES = (MASK_ENCODED, MASK_FORMAT, CLASSES_PRESENT)
+
+# Transformed features.
+IMAGE = "image"
+MASK = "mask"
+
+# Serving outputs.
+PROBABILITIES = "probabilities"
+CLASS_IDS = "class_ids"

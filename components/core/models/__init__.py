@@ -1,0 +1,1 @@
+"""Segmentation model builders written against tf-keras."""

@@ -1,0 +1,1 @@
+"""TFMA adapters: segmentation metrics and the eval config."""

@@ -1,0 +1,57 @@
+"""Quiet, readable logs: TensorFlow, absl, gRPC and Beam noise off by default; `verbose` brings it back.
+
+Must be called before TensorFlow is imported (the C++ log level is read from the environment at
+import time); the settings are inherited by Beam's worker processes through the environment.
+Progress stays visible: segpipe's own loggers at INFO, and TFX's "Component X is running/finished".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+PROJECT_LOGGERS = ("components", "pipeline", "segpipe")
+_TFX_PROGRESS_PREFIX = "Component "
+
+
+class _ProgressOnly(logging.Filter):
+    """Lets through WARNING and above, segpipe's own records, and TFX's per-component progress."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.split(".")[0] in PROJECT_LOGGERS:
+            return True
+        message = record.getMessage()
+        return message.startswith(_TFX_PROGRESS_PREFIX) and message.endswith(("is running.", "is finished."))
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Sets log levels and formats for the whole process (and, via the environment, its workers)."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    os.environ.setdefault("GRPC_VERBOSITY", "INFO" if verbose else "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "0" if verbose else "2")
+    if not verbose:
+        os.environ["PYTHONWARNINGS"] = "ignore"
+        warnings.filterwarnings("ignore")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
+    if not verbose:
+        handler.addFilter(_ProgressOnly())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if not verbose:
+        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.INFO)
+        absl_logging.use_python_logging(quiet=True)
+    except ImportError:
+        pass

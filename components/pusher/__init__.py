@@ -1,0 +1,1 @@
+"""Push helpers: exporting serving models."""

@@ -1,0 +1,1 @@
+"""MLflow tracking: the component that logs runs, metrics and models."""

@@ -1,0 +1,56 @@
+"""The `MlflowTracker` TFX component: logs one pipeline run to MLflow and registers a pushed model.
+
+It runs last, after the Pusher, and records the configuration (as parameters), the training curves
+(from the Trainer's model-run folder), the evaluation figures of every slice, the blessing, where the
+model was pushed, and, when it was pushed, the serving SavedModel as an artifact registered as a new
+version of the pipeline's registered model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+
+from components.evaluator.eval_config import load_slice_metrics
+from components.tracking.mlflow_logging import RunRecord, log_run
+from components.trainer.run import HISTORY_FILE
+
+SERVING_MODEL_ARTIFACT = "serving_model"
+
+
+@tfx.dsl.components.component
+def MlflowTracker(
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+    model_run: tfx.dsl.components.InputArtifact[standard_artifacts.ModelRun],
+    evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
+    pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel],
+    tracking_uri: tfx.dsl.components.Parameter[str],
+    experiment: tfx.dsl.components.Parameter[str],
+    run_params: tfx.dsl.components.Parameter[str],
+    artifact_location: tfx.dsl.components.Parameter[str] = "",
+) -> tfx.dsl.components.OutputDict(run_id=str, model_version=str):
+    """Logs the run; returns the MLflow run id and the registered version ("" when not pushed)."""
+    history_path = os.path.join(model_run.uri, HISTORY_FILE)
+    history = json.loads(tf.io.gfile.GFile(history_path).read()) if tf.io.gfile.exists(history_path) else {}
+    blessed = bool(blessing.get_int_custom_property("blessed"))
+    pushed = bool(pushed_model.get_int_custom_property("pushed"))
+    destination = pushed_model.get_string_custom_property("pushed_destination") if pushed else ""
+    params = json.loads(run_params)
+    record = RunRecord(
+        run_name=f"{experiment}-{model.id or 'local'}",
+        params=params,
+        metrics=load_slice_metrics(evaluation.uri),
+        history=history,
+        tags={"segpipe.blessed": str(blessed).lower(), "segpipe.pushed": str(pushed).lower(),
+              "segpipe.pushed_destination": destination, "segpipe.model_uri": model.uri},
+        artifacts={SERVING_MODEL_ARTIFACT: destination} if pushed else {},
+        register_as=experiment if pushed else None,
+        registered_artifact=SERVING_MODEL_ARTIFACT if pushed else None,
+    )
+    run_id, version = log_run(tracking_uri, experiment, record, artifact_location=artifact_location or None)
+    return {"run_id": run_id, "model_version": version or ""}

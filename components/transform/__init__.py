@@ -1,0 +1,1 @@
+"""tf.Transform preprocessing_fn: decoding, resizing and normalising images and masks."""

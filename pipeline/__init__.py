@@ -1,0 +1,1 @@
+"""segpipe's pipeline definition: typed configuration, create_pipeline() and its runners."""

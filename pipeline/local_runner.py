@@ -1,0 +1,128 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam's DirectRunner, SQLite metadata and MLflow store.
+
+Everything a run writes lands under one output folder:
+    <output>/data/            synthetic dataset (when the config names no data_dir)
+    <output>/tfx/             TFX pipeline root (every component's artifacts)
+    <output>/metadata.sqlite  ML Metadata
+    <output>/serving_model/   versioned SavedModels pushed by the Pusher
+    <output>/mlflow.db, <output>/mlflow-artifacts/   the default MLflow store
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from tfx import v1 as tfx
+
+from components.core import sample_data
+from components.tracking.mlflow_logging import local_tracking_uri
+from pipeline.config import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a local run produced, as printed at its end."""
+
+    output_dir: str
+    data_dir: str
+    pushed_model: str
+    blessed: bool
+    metrics: dict
+    tracking_uri: str
+    experiment: str
+    mlflow_run_id: str
+    registered_version: str
+
+    def describe(self) -> str:
+        """Human-readable lines: where the model is, the figures, and the MLflow run to open."""
+        lines = [f"Output folder:   {self.output_dir}",
+                 f"Data:            {self.data_dir}",
+                 f"Blessed:         {'yes' if self.blessed else 'no (not pushed)'}",
+                 f"Pushed model:    {self.pushed_model or '-'}"]
+        overall = {name: value for name, value in sorted(self.metrics.items()) if "/" not in name}
+        lines += [f"Evaluation {name}: {value:.4f}" for name, value in overall.items()]
+        lines.append(f"MLflow run:      {self.mlflow_run_id} (experiment '{self.experiment}')")
+        if self.registered_version:
+            lines.append(f"Registered model '{self.experiment}' version {self.registered_version}")
+        if self.tracking_uri.startswith("sqlite:"):
+            lines.append(f"Open it with:    mlflow ui --backend-store-uri {self.tracking_uri}")
+        else:
+            lines.append(f"Open it at:      {self.tracking_uri}")
+        return "\n".join(lines)
+
+
+def beam_pipeline_args(config: PipelineConfig) -> list[str]:
+    """DirectRunner arguments: the configured running mode, one worker per core by default."""
+    workers = config.runtime.beam_workers or os.cpu_count() or 1
+    return [f"--direct_running_mode={config.runtime.beam_mode}", f"--direct_num_workers={workers}"]
+
+
+def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "") -> RunSummary:
+    """Runs the whole pipeline with LocalDagRunner and returns what it produced.
+
+    Args:
+        config: the experiment.
+        output_dir: the folder everything is written to (created when missing).
+        data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
+            dataset of `config.data.format` is generated under `<output_dir>/data`.
+    """
+    output = Path(output_dir).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    data_dir = data_dir or config.data.data_dir or str(generate_synthetic_data(config, output / "data"))
+    tracking_uri = config.runtime.mlflow_tracking_uri or local_tracking_uri(output)
+    artifact_location = (output / "mlflow-artifacts").as_uri() if tracking_uri.startswith("sqlite:") else ""
+    pipeline = create_pipeline(
+        config,
+        data_dir=str(Path(data_dir).resolve()),
+        pipeline_root=str(output / "tfx"),
+        serving_model_dir=str(output / "serving_model"),
+        tracking_uri=tracking_uri,
+        artifact_location=artifact_location,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(output / "metadata.sqlite")),
+        beam_pipeline_args=beam_pipeline_args(config))
+    logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    return summarize(output, str(data_dir), tracking_uri, config.runtime.mlflow_experiment or config.runtime.pipeline_name)
+
+
+def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
+    """Writes the configured synthetic dataset under `target` (once) and returns its root."""
+    size = tuple(config.data.synthetic_size)
+    if config.data.format == "voc":
+        summary = sample_data.write_voc_dataset(target, num_images=config.data.synthetic_images, size=size,
+                                                seed=config.data.seed)
+    else:
+        summary = sample_data.write_cityscapes_dataset(target, num_images=config.data.synthetic_images,
+                                                       size=size, seed=config.data.seed)
+    logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
+    return Path(summary["root"])
+
+
+def summarize(output: Path, data_dir: str, tracking_uri: str, experiment: str) -> RunSummary:
+    """Reads the newest MLflow run of `experiment`: what the tracker logged at the end of the run."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=1) \
+        if found else []
+    if not runs:
+        raise RuntimeError(f"the pipeline finished but logged no MLflow run to {tracking_uri} ({experiment})")
+    run = runs[0]
+    versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    return RunSummary(
+        output_dir=str(output),
+        data_dir=data_dir,
+        pushed_model=run.data.tags.get("segpipe.pushed_destination", ""),
+        blessed=run.data.tags.get("segpipe.blessed") == "true",
+        metrics=dict(run.data.metrics),
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        mlflow_run_id=run.info.run_id,
+        registered_version=versions[0].version if versions else "")

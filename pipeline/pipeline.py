@@ -1,0 +1,122 @@
+"""`create_pipeline()`: the only place where segpipe's TFX components are wired together.
+
+ExampleGen (VOC / Cityscapes layout) -> StatisticsGen -> ImportSchemaGen (schemas/raw_schema.pbtxt)
+-> ExampleValidator -> Transform (analyze the train split; graph applied in the Trainer) -> Trainer
+-> latest-blessed-model resolver -> Evaluator (TFMA, mIoU with thresholds) -> Pusher -> MlflowTracker.
+
+Runners (local, Kubeflow) only choose paths, the metadata connection, Beam arguments and the runner.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from tfx import v1 as tfx
+from tfx.proto import transform_pb2
+
+from components.core.label_maps import load_label_map, schemas_dir
+from components.evaluator.eval_config import build_eval_config
+from components.example_gen.component import SegmentationExampleGen
+from components.tracking.component import MlflowTracker
+from pipeline.config import PipelineConfig
+
+RAW_SCHEMA_FILE = "raw_schema.pbtxt"
+LABEL_MAP_OF_FORMAT = {"voc": "pascal_voc", "cityscapes": "cityscapes"}
+
+
+def raw_schema_path() -> Path:
+    """The checked-in schema of ingested examples."""
+    return schemas_dir() / RAW_SCHEMA_FILE
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    data_dir: str,
+    pipeline_root: str,
+    serving_model_dir: str,
+    tracking_uri: str,
+    artifact_location: str = "",
+    metadata_connection_config=None,
+    beam_pipeline_args: Sequence[str] = (),
+) -> tfx.dsl.Pipeline:
+    """Builds the segmentation pipeline.
+
+    Args:
+        config: the experiment.
+        data_dir: root of the dataset in `config.data.format` layout.
+        pipeline_root: where TFX writes artifacts.
+        serving_model_dir: base directory the Pusher writes versioned SavedModels to.
+        tracking_uri: MLflow tracking URI.
+        artifact_location: MLflow artifact root for a newly created experiment ("" = store default).
+        metadata_connection_config: ML Metadata connection (None for the orchestrator's default).
+        beam_pipeline_args: arguments of the Beam pipelines of Beam-based components.
+
+    Returns:
+        The `tfx.dsl.Pipeline`.
+    """
+    train_split, eval_split = config.data.splits
+    label_map = load_label_map(LABEL_MAP_OF_FORMAT[config.data.format])
+    experiment = config.runtime.mlflow_experiment or config.runtime.pipeline_name
+
+    example_gen = SegmentationExampleGen(
+        input_base=data_dir, dataset_format=config.data.format, splits=list(config.data.splits),
+        strict=config.data.strict)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(raw_schema_path()))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="components.transform.preprocessing.preprocessing_fn",
+        splits_config=transform_pb2.SplitsConfig(analyze=[train_split]),
+        materialize=False,
+        custom_config={"image_size": list(config.model.image_size)})
+    trainer = tfx.components.Trainer(
+        run_fn="components.trainer.run.run_fn",
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(
+            splits=[train_split], num_steps=config.training.epochs * config.training.steps_per_epoch),
+        eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=config.training.eval_steps),
+        custom_config={"pipeline_config": config.to_dict(), "label_map": label_map.name})
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        schema=schema_gen.outputs["schema"],
+        example_splits=[eval_split],
+        eval_config=build_eval_config(label_map.num_classes, config.evaluation.miou_threshold,
+                                      config.evaluation.miou_max_drop))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+    tracker = MlflowTracker(
+        model=trainer.outputs["model"],
+        model_run=trainer.outputs["model_run"],
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
+        pushed_model=pusher.outputs["pushed_model"],
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        run_params=json.dumps(config.flat()),
+        artifact_location=artifact_location)
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.runtime.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                    model_resolver, evaluator, pusher, tracker],
+        enable_cache=config.runtime.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args))
