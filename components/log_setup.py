@@ -14,17 +14,23 @@ import warnings
 
 PROJECT_LOGGERS = ("components", "pipeline", "segpipe")
 _TFX_PROGRESS_PREFIX = "Component "
+# Warnings the stack emits on every healthy run; hidden unless --verbose.
+_KNOWN_HARMLESS = (
+    "ArtifactQuery.property_predicate is not supported.",  # TFX input resolution, every component
+    "ContextQuery.property_predicate is not supported.",
+    "If direct_num_workers is not equal to 1",  # Beam, TFMA's in-memory sub-pipelines
+)
 
 
 class _ProgressOnly(logging.Filter):
     """Lets through WARNING and above, segpipe's own records, and TFX's per-component progress."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            return True
-        if record.name.split(".")[0] in PROJECT_LOGGERS:
-            return True
         message = record.getMessage()
+        if message.startswith(_KNOWN_HARMLESS):
+            return False
+        if record.levelno >= logging.WARNING or record.name.split(".")[0] in PROJECT_LOGGERS:
+            return True
         return message.startswith(_TFX_PROGRESS_PREFIX) and message.endswith(("is running.", "is finished."))
 
 
@@ -33,6 +39,7 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
     os.environ.setdefault("GRPC_VERBOSITY", "INFO" if verbose else "ERROR")
     os.environ.setdefault("GLOG_minloglevel", "0" if verbose else "2")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     if not verbose:
         os.environ["PYTHONWARNINGS"] = "ignore"
         warnings.filterwarnings("ignore")
@@ -46,7 +53,7 @@ def configure_logging(verbose: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if not verbose:
-        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3"):
+        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow"):
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging

@@ -6,10 +6,10 @@ model was pushed, and, when it was pushed, the serving SavedModel as an artifact
 version of the pipeline's registered model.
 """
 
-from __future__ import annotations
 
 import json
 import os
+from typing import TypedDict
 
 import tensorflow as tf
 from tfx import v1 as tfx
@@ -20,6 +20,13 @@ from components.tracking.mlflow_logging import RunRecord, log_run
 from components.trainer.run import HISTORY_FILE
 
 SERVING_MODEL_ARTIFACT = "serving_model"
+
+
+class TrackerOutputs(TypedDict):
+    """The tracker's outputs: the MLflow run id and the registered model version ("" when not pushed)."""
+
+    run_id: str
+    model_version: str
 
 
 @tfx.dsl.components.component
@@ -33,7 +40,7 @@ def MlflowTracker(
     experiment: tfx.dsl.components.Parameter[str],
     run_params: tfx.dsl.components.Parameter[str],
     artifact_location: tfx.dsl.components.Parameter[str] = "",
-) -> tfx.dsl.components.OutputDict(run_id=str, model_version=str):
+) -> TrackerOutputs:
     """Logs the run; returns the MLflow run id and the registered version ("" when not pushed)."""
     history_path = os.path.join(model_run.uri, HISTORY_FILE)
     history = json.loads(tf.io.gfile.GFile(history_path).read()) if tf.io.gfile.exists(history_path) else {}
