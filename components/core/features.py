@@ -22,6 +22,7 @@ LABEL_FEATURES = (MASK_ENCODED, MASK_FORMAT, CLASSES_PRESENT)
 # Transformed features.
 IMAGE = "image"
 MASK = "mask"
+SIZE_BUCKET = "size_bucket"  # for evaluation slices: the image's longer side, bucketed
 
 # Serving outputs.
 PROBABILITIES = "probabilities"

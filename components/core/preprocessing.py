@@ -39,3 +39,14 @@ def decode_batch(encoded: tf.Tensor, decode_fn, size: tuple[int, int], dtype: tf
     shape = [size[0], size[1]] + ([channels] if channels else [])
     return tf.map_fn(lambda value: decode_fn(value, size), encoded,
                      fn_output_signature=tf.TensorSpec(shape, dtype))
+
+
+SIZE_BUCKET_EDGES = (256, 512, 1024)
+
+
+def size_bucket(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """Buckets images by their longer side: "le256", "le512", "le1024" or "gt1024" (a [B] string tensor)."""
+    longer = tf.maximum(tf.reshape(tf.cast(height, tf.int64), [-1]), tf.reshape(tf.cast(width, tf.int64), [-1]))
+    names = tf.constant([f"le{edge}" for edge in SIZE_BUCKET_EDGES] + [f"gt{SIZE_BUCKET_EDGES[-1]}"])
+    index = tf.searchsorted(tf.constant(SIZE_BUCKET_EDGES, tf.int64), longer, side="left")
+    return tf.gather(names, index)

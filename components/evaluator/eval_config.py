@@ -1,10 +1,10 @@
 """Builds the TFMA `EvalConfig` of the pipeline's Evaluator and reads its results back.
 
-The candidate model is evaluated through its `serving_default` signature on serialized examples;
-labels are the transformed `mask` feature from its `transform_features` signature. mIoU is computed
-by `SegmentationMeanIoU` (confusion matrix over the whole split, label 255 ignored) overall and per
-slice. Blessing needs mIoU >= `miou_threshold` and, when a last blessed model exists, an mIoU at most
-`miou_max_drop` below it.
+The candidate (and the last blessed baseline) is run through its `serving_default` signature on
+serialized examples; `SegmentationMetrics` scores its `class_ids` against each example's own mask at
+the original resolution. Slices: overall, by dataset, split, Cityscapes city, class present, and the
+image-size bucket (a feature derived by the model's `slice_features` signature). Blessing needs
+mIoU >= `miou_threshold` and, when a last blessed model exists, an mIoU at most `miou_max_drop` below it.
 """
 
 from __future__ import annotations
@@ -16,44 +16,46 @@ import tensorflow_model_analysis as tfma
 from components.core import features
 
 MIOU = "miou"
-SLICE_FEATURES = (features.DATASET, features.SPLIT)
+SLICE_FEATURES = (features.DATASET, features.SPLIT, features.CITY, features.CLASSES_PRESENT, features.SIZE_BUCKET)
 
 
-def build_eval_config(num_classes: int, miou_threshold: float, miou_max_drop: float) -> tfma.EvalConfig:
-    """The Evaluator's config: mIoU overall and per dataset/split, with value and change thresholds."""
-    miou = tfma.MetricConfig(
-        class_name="SegmentationMeanIoU",
-        module="components.core.keras_metrics",
-        config=json.dumps({"num_classes": num_classes, "name": MIOU}),
-        threshold=tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": miou_threshold}),
-            change_threshold=tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -miou_max_drop})))
+def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: float,
+                      hausdorff: bool = True) -> tfma.EvalConfig:
+    """The Evaluator's config: segmentation metrics per slice, with value and change thresholds on mIoU."""
+    blessing_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": miou_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -miou_max_drop}))
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        # Its name is that of its headline value, so the threshold applies to mIoU (overall slice).
+        tfma.MetricConfig(class_name="SegmentationMetrics", module="components.evaluator.segmentation_metrics",
+                          config=json.dumps({"label_map": label_map, "hausdorff": hausdorff, "name": MIOU}),
+                          threshold=blessing_threshold),
+    ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default",
-                                    preprocessing_function_names=["transform_features"],
-                                    label_key=features.MASK,
-                                    prediction_key=features.PROBABILITIES)],
+                                    preprocessing_function_names=["slice_features"])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],
-        metrics_specs=[tfma.MetricsSpec(metrics=[miou])])
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 
 def load_slice_metrics(evaluation_uri: str) -> dict[str, float]:
-    """Reads an Evaluator output into flat MLflow-friendly names.
+    """Reads the candidate model's metrics from an Evaluator output, with MLflow-friendly names.
 
     Returns:
-        `{metric: value}` for the overall slice and `{metric/feature/value: value}` for the others.
-        Metrics of the baseline model and diffs against it are left out.
+        `{metric: value}` for the overall slice and `{slice/<feature>:<value>/<metric>: value}` for the
+        others. Metrics of the baseline model and diffs against it are left out.
     """
     result = tfma.load_eval_result(evaluation_uri)
     flat = {}
     for slice_key, outputs in result.slicing_metrics:
-        suffix = "".join(f"/{name}/{_slice_value(value)}" for name, value in slice_key)
+        prefix = "".join(f"slice/{name}:{_slice_value(value)}/" for name, value in slice_key)
         for sub_keys in outputs.values():
             for metrics in sub_keys.values():
                 for name, value in metrics.items():
                     if "doubleValue" in value:
-                        flat[f"{name}{suffix}"] = float(value["doubleValue"])
+                        flat[f"{prefix}{name}"] = float(value["doubleValue"])
     return flat
 
 

@@ -5,8 +5,8 @@ the tf.Transform graph in the input pipeline. Training runs inside a `tf.distrib
 (MirroredStrategy over the local devices). The exported model carries the transform graph, so it
 takes serialized `tf.train.Example`s:
 - `serving_default`: examples -> `probabilities` [B, H, W, C] and `class_ids` [B, H, W];
-- `transform_features`: examples -> the transformed features (`image`, `mask`), which TFMA uses to
-  read the evaluation labels.
+- `transform_features`: examples -> the transformed features (`image`, `mask`, `size_bucket`);
+- `slice_features`: examples -> `size_bucket`, the derived feature TFMA slices on.
 """
 
 from __future__ import annotations
@@ -101,9 +101,15 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_feature_spec))
 
+    @tf.function(input_signature=[examples_spec])
+    def slice_features(serialized):
+        parsed = tf.io.parse_example(serialized, serving_feature_spec)
+        return {features.SIZE_BUCKET: model.tft_layer(parsed)[features.SIZE_BUCKET]}
+
     model.save(export_dir, save_format="tf", signatures={
         "serving_default": serve_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
+        "slice_features": slice_features.get_concrete_function(),
     })
 
 

@@ -2,7 +2,8 @@
 
 Decodes each example's image and class mask, resizes both to the model's input size (bilinear for
 images, nearest for masks) and standardises the image with per-channel mean and standard deviation
-computed by tf.Transform analyzers over the whole training split.
+computed by tf.Transform analyzers over the whole training split. It also buckets the original image
+size, a feature for evaluation slices.
 
 `custom_config` (from the Transform component) carries `{"image_size": [height, width]}`.
 """
@@ -24,7 +25,8 @@ def preprocessing_fn(inputs, custom_config):
 
     Returns:
         `image`: float32 [B, H, W, 3], standardised per channel with dataset statistics;
-        `mask`: int64 [B, H, W] of class ids, 255 = ignore.
+        `mask`: int64 [B, H, W] of class ids, 255 = ignore;
+        `size_bucket`: string [B], the original image's longer side bucketed (an evaluation slice).
     """
     size = tuple(custom_config["image_size"])
     images = preprocessing.decode_batch(
@@ -37,4 +39,9 @@ def preprocessing_fn(inputs, custom_config):
     channel_mean = tft.mean(pixels, reduce_instance_dims=False)
     channel_std = tf.sqrt(tft.var(pixels, reduce_instance_dims=False))
     standardised = (images - channel_mean) / tf.maximum(channel_std, 1e-3)
-    return {features.IMAGE: standardised, features.MASK: masks}
+    bucket = preprocessing.size_bucket(_dense(inputs[features.IMAGE_HEIGHT]), _dense(inputs[features.IMAGE_WIDTH]))
+    return {features.IMAGE: standardised, features.MASK: masks, features.SIZE_BUCKET: bucket}
+
+
+def _dense(values):
+    return tf.sparse.to_dense(values) if isinstance(values, tf.SparseTensor) else values

@@ -91,7 +91,12 @@ def test_pushed_model_loads_and_predicts_masks(pipeline_run):
 def test_evaluation_gives_a_finite_miou_overall_and_per_split(pipeline_run):
     metrics = pipeline_run["summary"].metrics
     assert 0.0 <= metrics["miou"] <= 1.0 and math.isfinite(metrics["miou"])
-    assert metrics["miou/split/val"] == pytest.approx(metrics["miou"])
+    assert metrics["slice/split:val/miou"] == pytest.approx(metrics["miou"])
+    assert metrics["slice/dataset:pascal_voc/miou"] == pytest.approx(metrics["miou"])
+    assert metrics["slice/size_bucket:le256/miou"] == pytest.approx(metrics["miou"])
+    assert metrics["example_count"] == pipeline_run["data"]["counts"]["val"]
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 <= metrics["mean_dice"] <= 1.0
+    assert metrics["hd_pairs"] + metrics["hd_one_empty"] >= 1
 
 
 def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):

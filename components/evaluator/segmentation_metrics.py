@@ -1,0 +1,126 @@
+"""TFMA adapter: segmentation metrics at the original label resolution, per slice.
+
+`SegmentationMetrics` is a `tfma.metrics.Metric` whose combiner feeds each example into the
+framework-free `components.core.metrics.SegmentationEvaluator`:
+- the ground truth is the example's own class-mask PNG (raw feature, original resolution);
+- the prediction is the model's `class_ids` output, resized back to that resolution with nearest
+  neighbour (`resize_nearest`), so scores do not depend on the model's input size.
+
+It reports, for each model (candidate and baseline) and slice: mIoU under the metric's own name
+(`miou` by default, so that a `MetricConfig.threshold` on this metric is a threshold on mIoU), `pixel_accuracy`,
+`mean_dice`, `hd`, `hd95`, `hd_pairs`, `hd_one_empty`, and per class `iou/<class>`, `dice/<class>`,
+`hd95/<class>` (classes without a defined value are left out, not reported as 0).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterator
+
+import apache_beam as beam
+import numpy as np
+from PIL import Image
+from tensorflow_model_analysis import constants
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.utils import util
+
+from components.core import features
+from components.core.label_maps import load_label_map
+from components.core.metrics import SegmentationEvaluator, resize_nearest
+
+SUMMARY_METRICS = ("miou", "pixel_accuracy", "mean_dice", "hd", "hd95", "hd_pairs", "hd_one_empty")
+PER_CLASS_METRICS = {"iou": "per_class_iou", "dice": "per_class_dice", "hd95": "per_class_hd95"}
+
+
+def decode_mask(encoded) -> np.ndarray:
+    """Decodes a class-index PNG (bytes, or a numpy array holding one bytes value) to a 2-D array."""
+    if isinstance(encoded, np.ndarray):
+        encoded = encoded.reshape(-1)[0]
+    return np.asarray(Image.open(io.BytesIO(encoded)))
+
+
+def flatten_result(result: dict, class_names) -> dict[str, float]:
+    """`SegmentationEvaluator.result` as flat metric names; undefined (None) values are left out."""
+    flat = {name: result[name] for name in SUMMARY_METRICS if result.get(name) is not None}
+    for prefix, per_class_key in PER_CLASS_METRICS.items():
+        for class_name in class_names:
+            value = result[per_class_key].get(class_name)
+            if value is not None:
+                flat[f"{prefix}/{class_name}"] = value
+    return flat
+
+
+class OriginalResolutionPreprocessor(metric_types.Preprocessor):
+    """Yields (ground truth at label resolution, prediction resized to it) for one model."""
+
+    def __init__(self, model_name: str = ""):
+        super().__init__(name=f"segpipe_original_resolution_{model_name or 'model'}")
+        self._model_name = model_name
+
+    def process(self, extracts) -> Iterator[metric_types.StandardMetricInputs]:
+        extracts = util.StandardExtracts(extracts)
+        ground_truth = decode_mask(extracts.get_features()[features.MASK_ENCODED])
+        prediction = extracts.get_predictions(self._model_name)
+        if isinstance(prediction, dict):
+            prediction = prediction[features.CLASS_IDS]
+        prediction = np.asarray(prediction)
+        prediction = resize_nearest(prediction.reshape(prediction.shape[-2:]), ground_truth.shape)
+        yield metric_types.StandardMetricInputs({constants.LABELS_KEY: ground_truth,
+                                                 constants.PREDICTIONS_KEY: prediction})
+
+
+class _SegmentationCombiner(beam.CombineFn):
+    """Accumulates a `SegmentationEvaluator` over the examples of one slice."""
+
+    def __init__(self, key: metric_types.MetricKey, label_map: str, hausdorff: bool):
+        self._key = key
+        self._label_map = label_map
+        self._hausdorff = hausdorff
+
+    def create_accumulator(self) -> SegmentationEvaluator:
+        return SegmentationEvaluator(load_label_map(self._label_map).num_classes, compute_hausdorff=self._hausdorff)
+
+    def add_input(self, accumulator: SegmentationEvaluator, element) -> SegmentationEvaluator:
+        accumulator.add(element.get_labels(), element.get_predictions())
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> SegmentationEvaluator:
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for accumulator in accumulators:
+            merged.merge(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: SegmentationEvaluator) -> dict:
+        class_names = load_label_map(self._label_map).class_names
+        flat = flatten_result(accumulator.result(class_names), class_names)
+        return {self._key._replace(name=self._key.name if name == "miou" else name): value
+                for name, value in flat.items()}
+
+
+def _segmentation_computations(label_map: str, hausdorff: bool = True, name: str = "miou",
+                               model_name: str = "", output_name: str = "", example_weighted: bool = False,
+                               **unused) -> metric_types.MetricComputations:
+    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
+                                 example_weighted=example_weighted)
+    return [metric_types.MetricComputation(
+        keys=[key] + [key._replace(name=metric) for metric in SUMMARY_METRICS if metric != "miou"],
+        preprocessors=[OriginalResolutionPreprocessor(model_name)],
+        combiner=_SegmentationCombiner(key, label_map, hausdorff))]
+
+
+class SegmentationMetrics(metric_types.Metric):
+    """mIoU, pixel accuracy, Dice and boundary Hausdorff (HD, HD95) at the original label resolution.
+
+    Args:
+        label_map: name of the label map ("pascal_voc" or "cityscapes"): classes and metric names.
+        hausdorff: also compute per-image, per-class Hausdorff distances.
+        name: the metric's name, which is also the name of its headline value, mIoU.
+    """
+
+    def __init__(self, label_map: str, hausdorff: bool = True, name: str = "miou"):
+        super().__init__(metric_util.merge_per_key_computations(_segmentation_computations),
+                         label_map=label_map, hausdorff=hausdorff, name=name)
+
+
+metric_types.register_metric(SegmentationMetrics)
