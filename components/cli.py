@@ -4,6 +4,8 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
     segpipe compile [--config FILE] --out FILE.yaml [--data-dir URI] [--pipeline-root URI]
+    segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
+                  [--report DIR] [--no-hausdorff]
 
 Every command accepts `--verbose`, which brings back TensorFlow, absl and Beam logs. Heavy modules are
 imported inside the commands, after logging is configured, so that TensorFlow starts quietly.
@@ -75,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--pipeline-root", default="gs://BUCKET/pipeline_root")
     compile_.add_argument("--image", default="segpipe:latest", help="container image with segpipe installed")
     compile_.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    score = commands.add_parser("score", help="score a folder of predicted masks against ground truth")
+    score.add_argument("--pred", type=Path, required=True, help="folder of predicted PNGs of class ids (any depth)")
+    score.add_argument("--gt", type=Path, required=True,
+                       help="ground-truth folder (VOC SegmentationClass, Cityscapes gtFine/<split>, ...)")
+    score.add_argument("--format", choices=("voc", "cityscapes", "trainids"), required=True,
+                       help="ground-truth format; trainids needs --num-classes")
+    score.add_argument("--num-classes", type=int, default=None, help="number of classes (required for trainids)")
+    score.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
+    score.add_argument("--report", type=Path, default=None,
+                       help="write per_class.json, per_class.md and confusion_matrix.png to this folder")
+    score.add_argument("--no-hausdorff", action="store_true", help="skip the (slower) Hausdorff distances")
     return parser
 
 
@@ -122,7 +136,25 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = {"sample-data": cmd_sample_data, "ingest": cmd_ingest, "run": cmd_run, "compile": cmd_compile}
+def cmd_score(args) -> int:
+    from components.core.scoring import score_folders
+
+    result = score_folders(args.pred, args.gt, args.format, num_classes=args.num_classes,
+                           hausdorff=not args.no_hausdorff)
+    text = json.dumps(result, indent=2)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    if args.report is not None:
+        from components.core.reports import write_evaluation_report
+
+        write_evaluation_report(result, result["class_names"], args.report)
+    print(text)
+    return 0
+
+
+COMMANDS = {"sample-data": cmd_sample_data, "ingest": cmd_ingest, "run": cmd_run, "compile": cmd_compile,
+            "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:
