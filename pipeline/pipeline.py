@@ -94,7 +94,7 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         schema=schema_gen.outputs["schema"],
         example_splits=[eval_split],
-        eval_config=build_eval_config(label_map.num_classes, config.evaluation.miou_threshold,
+        eval_config=build_eval_config(label_map.name, config.evaluation.miou_threshold,
                                       config.evaluation.miou_max_drop))
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
