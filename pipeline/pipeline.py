@@ -2,7 +2,8 @@
 
 ExampleGen (VOC / Cityscapes layout) -> StatisticsGen -> ImportSchemaGen (schemas/raw_schema.pbtxt)
 -> ExampleValidator -> Transform (analyze the train split; graph applied in the Trainer) -> Trainer
--> latest-blessed-model resolver -> Evaluator (TFMA, mIoU with thresholds) -> Pusher -> MlflowTracker.
+-> latest-blessed-model resolver -> Evaluator (TFMA segmentation metrics per slice, blessing on mIoU)
+-> EvaluationReport (tables, confusion matrix, overlays) -> Pusher -> MlflowTracker.
 
 Runners (local, Kubeflow) only choose paths, the metadata connection, Beam arguments and the runner.
 """
@@ -18,6 +19,7 @@ from tfx.proto import transform_pb2
 
 from components.core.label_maps import load_label_map, schemas_dir
 from components.evaluator.eval_config import build_eval_config
+from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
 from components.tracking.component import MlflowTracker
 from pipeline.config import PipelineConfig
@@ -96,6 +98,12 @@ def create_pipeline(
         example_splits=[eval_split],
         eval_config=build_eval_config(label_map.name, config.evaluation.miou_threshold,
                                       config.evaluation.miou_max_drop))
+    report = EvaluationReport(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        evaluation=evaluator.outputs["evaluation"],
+        label_map=label_map.name,
+        eval_split=eval_split)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -107,6 +115,7 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
         blessing=evaluator.outputs["blessing"],
         pushed_model=pusher.outputs["pushed_model"],
+        report=report.outputs["report"],
         tracking_uri=tracking_uri,
         experiment=experiment,
         run_params=json.dumps(config.flat()),
@@ -116,7 +125,7 @@ def create_pipeline(
         pipeline_name=config.runtime.pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                    model_resolver, evaluator, pusher, tracker],
+                    model_resolver, evaluator, report, pusher, tracker],
         enable_cache=config.runtime.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import tensorflow_model_analysis as tfma
 
 from components.core import features
@@ -40,24 +41,51 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 
-def load_slice_metrics(evaluation_uri: str) -> dict[str, float]:
-    """Reads the candidate model's metrics from an Evaluator output, with MLflow-friendly names.
+def load_metrics_by_slice(evaluation_uri: str) -> dict[tuple, dict]:
+    """Reads the candidate model's metrics of every slice from an Evaluator output.
 
     Returns:
-        `{metric: value}` for the overall slice and `{slice/<feature>:<value>/<metric>: value}` for the
-        others. Metrics of the baseline model and diffs against it are left out.
+        `{slice key: {metric name: float or numpy array}}`; the overall slice's key is `()`, others are
+        tuples of `(feature, value)` pairs. Metrics of the baseline model and diffs are left out.
     """
     result = tfma.load_eval_result(evaluation_uri)
-    flat = {}
+    by_slice = {}
     for slice_key, outputs in result.slicing_metrics:
-        prefix = "".join(f"slice/{name}:{_slice_value(value)}/" for name, value in slice_key)
+        values = by_slice.setdefault(tuple((name, _slice_value(value)) for name, value in slice_key), {})
         for sub_keys in outputs.values():
             for metrics in sub_keys.values():
                 for name, value in metrics.items():
                     if "doubleValue" in value:
-                        flat[f"{prefix}{name}"] = float(value["doubleValue"])
+                        values[name] = float(value["doubleValue"])
+                    elif "arrayValue" in value:
+                        values[name] = _array(value["arrayValue"])
+    return by_slice
+
+
+def load_slice_metrics(evaluation_uri: str) -> dict[str, float]:
+    """Flat, MLflow-friendly names for the candidate's scalar metrics.
+
+    Returns:
+        Every scalar of the overall slice as `{metric: value}` (per-class ones included), and the
+        slice-level summaries (names without a `/`) of the other slices as
+        `{slice/<feature>:<value>/<metric>: value}`.
+    """
+    flat = {}
+    for slice_key, metrics in load_metrics_by_slice(evaluation_uri).items():
+        prefix = "".join(f"slice/{name}:{value}/" for name, value in slice_key)
+        for name, value in metrics.items():
+            if isinstance(value, float) and (not slice_key or "/" not in name):
+                flat[f"{prefix}{name}"] = value
     return flat
 
 
 def _slice_value(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _array(array_value: dict) -> np.ndarray:
+    for field in ("int64Values", "int32Values", "float64Values", "float32Values"):
+        if field in array_value:
+            return np.asarray([float(v) if "float" in field else int(v) for v in array_value[field]]
+                              ).reshape([int(d) for d in array_value.get("shape", [-1])])
+    raise ValueError(f"unsupported TFMA array value: {sorted(array_value)}")

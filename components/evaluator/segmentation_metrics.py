@@ -8,8 +8,10 @@ framework-free `components.core.metrics.SegmentationEvaluator`:
 
 It reports, for each model (candidate and baseline) and slice: mIoU under the metric's own name
 (`miou` by default, so that a `MetricConfig.threshold` on this metric is a threshold on mIoU), `pixel_accuracy`,
-`mean_dice`, `hd`, `hd95`, `hd_pairs`, `hd_one_empty`, and per class `iou/<class>`, `dice/<class>`,
-`hd95/<class>` (classes without a defined value are left out, not reported as 0).
+`mean_dice`, `hd`, `hd95`, `hd_pairs`, `hd_one_empty`, per class `iou/<class>`, `dice/<class>`,
+`hd/<class>`, `hd95/<class>`, `hd_pairs/<class>`, `hd_one_empty/<class>` (classes without a defined
+value are left out, not reported as 0), and the `confusion_matrix` itself (an array value), so that
+`result_from_metrics` can rebuild the framework-free result for reports.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
 
 SUMMARY_METRICS = ("miou", "pixel_accuracy", "mean_dice", "hd", "hd95", "hd_pairs", "hd_one_empty")
-PER_CLASS_METRICS = {"iou": "per_class_iou", "dice": "per_class_dice", "hd95": "per_class_hd95"}
+PER_CLASS_METRICS = {"iou": "per_class_iou", "dice": "per_class_dice", "hd": "per_class_hd",
+                     "hd95": "per_class_hd95", "hd_pairs": "per_class_hd_pairs",
+                     "hd_one_empty": "per_class_hd_one_empty"}
+CONFUSION_MATRIX = "confusion_matrix"
 
 
 def decode_mask(encoded) -> np.ndarray:
@@ -44,10 +49,26 @@ def flatten_result(result: dict, class_names) -> dict[str, float]:
     flat = {name: result[name] for name in SUMMARY_METRICS if result.get(name) is not None}
     for prefix, per_class_key in PER_CLASS_METRICS.items():
         for class_name in class_names:
-            value = result[per_class_key].get(class_name)
+            value = (result.get(per_class_key) or {}).get(class_name)
             if value is not None:
                 flat[f"{prefix}/{class_name}"] = value
     return flat
+
+
+def result_from_metrics(flat: dict, class_names) -> dict:
+    """The inverse of `flatten_result` (plus the confusion matrix): a result for `components.core.reports`."""
+    counts = {"hd_pairs", "hd_one_empty"}  # TFMA stores every scalar as a double
+
+    def value(name):
+        found = flat.get(name)
+        return int(found) if found is not None and name.split("/")[0] in counts else found
+
+    result = {name: value(name) for name in SUMMARY_METRICS}
+    for prefix, per_class_key in PER_CLASS_METRICS.items():
+        result[per_class_key] = {name: value(f"{prefix}/{name}") for name in class_names}
+    if flat.get(CONFUSION_MATRIX) is not None:
+        result[CONFUSION_MATRIX] = np.asarray(flat[CONFUSION_MATRIX])
+    return result
 
 
 class OriginalResolutionPreprocessor(metric_types.Preprocessor):
@@ -94,6 +115,7 @@ class _SegmentationCombiner(beam.CombineFn):
     def extract_output(self, accumulator: SegmentationEvaluator) -> dict:
         class_names = load_label_map(self._label_map).class_names
         flat = flatten_result(accumulator.result(class_names), class_names)
+        flat[CONFUSION_MATRIX] = accumulator.confusion.matrix
         return {self._key._replace(name=self._key.name if name == "miou" else name): value
                 for name, value in flat.items()}
 

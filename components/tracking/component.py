@@ -2,10 +2,9 @@
 
 It runs last, after the Pusher, and records the configuration (as parameters), the training curves
 (from the Trainer's model-run folder), the evaluation figures of every slice, the blessing, where the
-model was pushed, and, when it was pushed, the serving SavedModel as an artifact registered as a new
-version of the pipeline's registered model.
+model was pushed, the evaluation report (tables, confusion matrix, overlays) and, when the model was
+pushed, the serving SavedModel as an artifact registered as a new version of the pipeline's model.
 """
-
 
 import json
 import os
@@ -16,10 +15,12 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components.evaluator.eval_config import load_slice_metrics
+from components.evaluator.report import SegmentationReport
 from components.tracking.mlflow_logging import RunRecord, log_run
 from components.trainer.run import HISTORY_FILE
 
 SERVING_MODEL_ARTIFACT = "serving_model"
+REPORT_ARTIFACT = "evaluation_report"
 
 
 class TrackerOutputs(TypedDict):
@@ -36,6 +37,7 @@ def MlflowTracker(
     evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
     pushed_model: tfx.dsl.components.InputArtifact[standard_artifacts.PushedModel],
+    report: tfx.dsl.components.InputArtifact[SegmentationReport],
     tracking_uri: tfx.dsl.components.Parameter[str],
     experiment: tfx.dsl.components.Parameter[str],
     run_params: tfx.dsl.components.Parameter[str],
@@ -55,7 +57,7 @@ def MlflowTracker(
         history=history,
         tags={"segpipe.blessed": str(blessed).lower(), "segpipe.pushed": str(pushed).lower(),
               "segpipe.pushed_destination": destination, "segpipe.model_uri": model.uri},
-        artifacts={SERVING_MODEL_ARTIFACT: destination} if pushed else {},
+        artifacts={REPORT_ARTIFACT: report.uri, **({SERVING_MODEL_ARTIFACT: destination} if pushed else {})},
         register_as=experiment if pushed else None,
         registered_artifact=SERVING_MODEL_ARTIFACT if pushed else None,
     )

@@ -43,8 +43,9 @@ def pipeline_run(tmp_path_factory):
         run = client.get_run(summary.mlflow_run_id)
         versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
         artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "serving_model")]
+        report_artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "evaluation_report")]
     return {"workdir": workdir, "summary": summary, "data": data_summary, "run": run, "versions": versions,
-            "artifacts": artifacts}
+            "artifacts": artifacts, "report_artifacts": report_artifacts}
 
 
 def _artifact_dirs(workdir: Path, component: str, output: str) -> list[str]:
@@ -99,6 +100,19 @@ def test_evaluation_gives_a_finite_miou_overall_and_per_split(pipeline_run):
     assert metrics["hd_pairs"] + metrics["hd_one_empty"] >= 1
 
 
+def test_evaluation_report_has_tables_confusion_matrix_and_overlays(pipeline_run):
+    import json
+
+    report_dir = _artifact_dirs(pipeline_run["workdir"], "EvaluationReport", "report")[-1]
+    table = json.loads(Path(report_dir, "per_class.json").read_text())
+    assert [row["class"] for row in table["classes"]][:2] == ["background", "aeroplane"]
+    assert table["overall"]["miou"] == pytest.approx(pipeline_run["summary"].metrics["miou"])
+    assert Path(report_dir, "confusion_matrix.png").is_file()
+    overlays = sorted(p.relative_to(report_dir).as_posix() for p in Path(report_dir, "overlays").rglob("*.png"))
+    assert any(path.startswith("overlays/all/") for path in overlays)
+    assert any(path.startswith("overlays/split-val/") for path in overlays)
+
+
 def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
     run = pipeline_run["run"]
     assert run.info.status == "FINISHED"
@@ -109,3 +123,4 @@ def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
     assert run.data.tags["segpipe.pushed"] == "true"
     assert [version.name for version in pipeline_run["versions"]] == ["e2e_voc"]
     assert "serving_model/saved_model.pb" in pipeline_run["artifacts"]
+    assert {"evaluation_report/per_class.json", "evaluation_report/per_class.md", "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])

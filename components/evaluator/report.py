@@ -1,0 +1,109 @@
+"""The `EvaluationReport` TFX component: human-readable evaluation artifacts.
+
+From the Evaluator's output it writes the per-class table (`per_class.json`, `per_class.md`) and the
+confusion-matrix image of the overall slice; from the evaluation split and the candidate model it
+writes overlay panels (image | ground truth | prediction, in the dataset's colours) for the first
+few examples of every slice value, under `overlays/<feature>-<value>/<image id>.png`.
+"""
+
+import io
+import os
+import re
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tfx import v1 as tfx
+from tfx.types import artifact, standard_artifacts
+
+from components.core import features
+from components.core.label_maps import LabelMap, load_label_map
+from components.core.metrics import resize_nearest
+from components.core.reports import write_evaluation_report, write_overlay
+from components.evaluator.eval_config import SLICE_FEATURES, load_metrics_by_slice
+from components.evaluator.segmentation_metrics import decode_mask, result_from_metrics
+
+OVERLAYS_DIR = "overlays"
+_RAW_FEATURES = {
+    features.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
+    features.MASK_ENCODED: tf.io.FixedLenFeature([], tf.string),
+    features.IMAGE_ID: tf.io.FixedLenFeature([], tf.string),
+    features.DATASET: tf.io.FixedLenFeature([], tf.string),
+    features.SPLIT: tf.io.FixedLenFeature([], tf.string),
+    features.CITY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    features.CLASSES_PRESENT: tf.io.VarLenFeature(tf.int64),
+}
+
+
+class SegmentationReport(artifact.Artifact):
+    """A folder of evaluation report files (tables, confusion matrix, overlays)."""
+
+    TYPE_NAME = "SegmentationReport"
+
+
+def split_files(examples_uri: str, split: str) -> list[str]:
+    """The TFRecord files of one split of an Examples artifact."""
+    return tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+
+
+def slice_values(parsed: dict, size_bucket: str, label_map: LabelMap) -> list[str]:
+    """The slice folders one example belongs to, e.g. `split-val`, `classes_present-person`."""
+    values = [f"{name}-{parsed[name].numpy().decode()}"
+              for name in (features.DATASET, features.SPLIT, features.CITY) if parsed[name].numpy()]
+    values += [f"{features.CLASSES_PRESENT}-{label_map.class_names[class_id]}"
+               for class_id in tf.sparse.to_dense(parsed[features.CLASSES_PRESENT]).numpy()
+               if 0 <= class_id < label_map.num_classes]
+    values.append(f"{features.SIZE_BUCKET}-{size_bucket}")
+    return ["all"] + values
+
+
+def select_examples(files: list[str], model, label_map: LabelMap, per_slice: int) -> Iterator[tuple]:
+    """Yields (serialized, parsed example, slice folders) for the first `per_slice` examples of each slice value."""
+    taken: dict[str, int] = {}
+    slice_fn = model.signatures["slice_features"]
+    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        parsed = tf.io.parse_single_example(serialized, _RAW_FEATURES)
+        bucket = slice_fn(examples=tf.reshape(serialized, [1]))[features.SIZE_BUCKET].numpy()[0].decode()
+        wanted = [value for value in slice_values(parsed, bucket, label_map) if taken.get(value, 0) < per_slice]
+        if wanted:
+            for value in wanted:
+                taken[value] = taken.get(value, 0) + 1
+            yield serialized, parsed, wanted
+
+
+def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_dir: str, per_slice: int) -> int:
+    """Predicts the selected examples and writes their overlay panels; returns how many were written."""
+    model = tf.saved_model.load(model_dir)
+    serve = model.signatures["serving_default"]
+    written = 0
+    for serialized, parsed, folders in select_examples(files, model, label_map, per_slice):
+        image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))
+        ground_truth = decode_mask(parsed[features.MASK_ENCODED].numpy())
+        prediction = serve(examples=tf.reshape(serialized, [1]))[features.CLASS_IDS].numpy()[0]
+        prediction = resize_nearest(prediction.astype(np.uint8), ground_truth.shape)
+        name = re.sub(r"[^\w.-]", "_", parsed[features.IMAGE_ID].numpy().decode()) + ".png"
+        for folder in folders:
+            write_overlay(image, ground_truth, prediction, label_map,
+                          os.path.join(out_dir, OVERLAYS_DIR, re.sub(r"[^\w.-]", "_", folder), name))
+            written += 1
+    return written
+
+
+@tfx.dsl.components.component
+def EvaluationReport(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+    evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
+    report: tfx.dsl.components.OutputArtifact[SegmentationReport],
+    label_map: tfx.dsl.components.Parameter[str],
+    eval_split: tfx.dsl.components.Parameter[str],
+    overlays_per_slice: tfx.dsl.components.Parameter[int] = 2,
+):
+    """Writes the per-class table, the confusion-matrix image and overlays into `report.uri`."""
+    labels = load_label_map(label_map)
+    overall = load_metrics_by_slice(evaluation.uri).get((), {})
+    write_evaluation_report(result_from_metrics(overall, labels.class_names), labels.class_names, report.uri)
+    count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, "Format-Serving"),
+                           labels, report.uri, overlays_per_slice)
+    report.set_int_custom_property("overlays", count)
