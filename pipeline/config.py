@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -148,8 +149,8 @@ class RuntimeConfig:
         _require(self.beam_mode in ("multi_processing", "in_memory", "multi_threading"),
                  "runtime.beam_mode", "must be 'multi_processing', 'multi_threading' or 'in_memory'")
         _require(self.beam_workers >= 0, "runtime.beam_workers", "must be 0 (one per core) or more")
-        _require(bool(self.pipeline_name) and self.pipeline_name.replace("-", "_").isidentifier(),
-                 "runtime.pipeline_name", "must be a plain name (letters, digits, '_' or '-')")
+        _require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.pipeline_name) is not None,
+                 "runtime.pipeline_name", "must be lower-case letters, digits and '-' (as Kubeflow requires)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,7 @@ _RAW_FEATURES = {
 class SegmentationReport(artifact.Artifact):
     """A folder of evaluation report files (tables, confusion matrix, overlays)."""
 
-    TYPE_NAME = "SegmentationReport"
+    TYPE_NAME = "segpipe.SegmentationReport"  # "<namespace>.<Name>", as Kubeflow requires
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:

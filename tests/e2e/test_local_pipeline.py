@@ -34,7 +34,7 @@ def pipeline_run(tmp_path_factory):
             "model.image_size=[32, 32]", "model.base_filters=4", "model.depth=2",
             "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=2", "training.eval_steps=1",
             "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
-            "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e_voc",
+            "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc",
             f"runtime.mlflow_tracking_uri={tracking_uri}"])
         summary = run_local(config, workdir / "out", data_dir=str(workdir / "data"))
         from mlflow.tracking import MlflowClient
@@ -121,6 +121,6 @@ def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
     assert math.isfinite(run.data.metrics["miou"])
     assert "train/loss" in run.data.metrics
     assert run.data.tags["segpipe.pushed"] == "true"
-    assert [version.name for version in pipeline_run["versions"]] == ["e2e_voc"]
+    assert [version.name for version in pipeline_run["versions"]] == ["e2e-voc"]
     assert "serving_model/saved_model.pb" in pipeline_run["artifacts"]
     assert {"evaluation_report/per_class.json", "evaluation_report/per_class.md", "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])

@@ -40,6 +40,7 @@ def test_flat_names_every_value_once():
     ("runtime.enable_cache=maybe", "'runtime.enable_cache' must be true or false"),
     ("evaluation.miou_threshold=2", "'evaluation.miou_threshold' must be in [0, 1]"),
     ("epochs=3", "expected section.key=value"),
+    ("runtime.pipeline_name=My_Pipeline", "'runtime.pipeline_name' must be lower-case letters, digits and '-'"),
 ])
 def test_bad_values_are_errors_naming_the_key(override, message):
     with pytest.raises(ConfigError) as error:
