@@ -19,6 +19,8 @@ _KNOWN_HARMLESS = (
     "ArtifactQuery.property_predicate is not supported.",  # TFX input resolution, every component
     "ContextQuery.property_predicate is not supported.",
     "If direct_num_workers is not equal to 1",  # Beam, TFMA's in-memory sub-pipelines
+    "No semi_persistent_directory found",  # Beam workers (multi-processing), forwarded as warnings
+    "Discarding unparseable args",
 )
 
 
@@ -27,11 +29,18 @@ class _ProgressOnly(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message.startswith(_KNOWN_HARMLESS):
+        if any(harmless in message for harmless in _KNOWN_HARMLESS):
             return False
         if record.levelno >= logging.WARNING or record.name.split(".")[0] in PROJECT_LOGGERS:
             return True
         return message.startswith(_TFX_PROGRESS_PREFIX) and message.endswith(("is running.", "is finished."))
+
+
+def _drop_tensorflow_finalizer_errors(unraisable) -> None:
+    """Hides TensorFlow's harmless "Exception ignored in AtomicFunction.__del__" at interpreter exit."""
+    if "AtomicFunction.__del__" in repr(getattr(unraisable, "object", "")):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -43,6 +52,7 @@ def configure_logging(verbose: bool = False) -> None:
     if not verbose:
         os.environ["PYTHONWARNINGS"] = "ignore"
         warnings.filterwarnings("ignore")
+        sys.unraisablehook = _drop_tensorflow_finalizer_errors
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
     if not verbose:
