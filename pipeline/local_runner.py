@@ -46,6 +46,10 @@ class RunSummary:
                  f"Data:            {self.data_dir}",
                  f"Blessed:         {'yes' if self.blessed else 'no (not pushed)'}",
                  f"Pushed model:    {self.pushed_model or '-'}"]
+        splits = sorted({name.split("/")[1] for name in self.metrics if name.startswith("data/") and name.count("/") == 2})
+        ingested = ", ".join(f"{split} {self.metrics[f'data/{split}/written']:.0f} written "
+                             f"({self.metrics[f'data/{split}/quarantined']:.0f} quarantined)" for split in splits)
+        lines.append(f"Ingested:        {ingested}; validation anomalies: {self.metrics.get('data/anomalies', 0):.0f}")
         overall = {name: value for name, value in sorted(self.metrics.items()) if "/" not in name}
         lines += [f"Evaluation {name}: {value:.4f}" for name, value in overall.items()]
         lines.append(f"MLflow run:      {self.mlflow_run_id} (experiment '{self.experiment}')")

@@ -110,6 +110,8 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
     tracker = MlflowTracker(
+        examples=example_gen.outputs["examples"],
+        anomalies=example_validator.outputs["anomalies"],
         model=trainer.outputs["model"],
         model_run=trainer.outputs["model_run"],
         evaluation=evaluator.outputs["evaluation"],

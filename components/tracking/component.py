@@ -1,6 +1,7 @@
 """The `MlflowTracker` TFX component: logs one pipeline run to MLflow and registers a pushed model.
 
-It runs last, after the Pusher, and records the configuration (as parameters), the training curves
+It runs last, after the Pusher, and records the configuration (as parameters), the ingestion counts
+and data-validation anomalies of every split, the training curves
 (from the Trainer's model-run folder), the evaluation figures of every slice, the blessing, where the
 model was pushed, the evaluation report (tables, confusion matrix, overlays) and, when the model was
 pushed, the serving SavedModel as an artifact registered as a new version of the pipeline's model.
@@ -11,16 +12,37 @@ import os
 from typing import TypedDict
 
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components.evaluator.eval_config import load_slice_metrics
 from components.evaluator.report import SegmentationReport
+from components.example_gen.ingest import REPORT_FILE_NAME as INGESTION_REPORT
 from components.tracking.mlflow_logging import RunRecord, log_run
 from components.trainer.run import HISTORY_FILE
 
 SERVING_MODEL_ARTIFACT = "serving_model"
 REPORT_ARTIFACT = "evaluation_report"
+DATA_ARTIFACT = "data"
+
+
+def data_metrics(examples_uri: str, anomalies_uri: str) -> dict[str, float]:
+    """Ingestion counts per split (`data/<split>/listed|written|quarantined`) and `data/anomalies`,
+    the number of features ExampleValidator flagged over all splits."""
+    metrics = {}
+    report_path = os.path.join(examples_uri, INGESTION_REPORT)
+    if tf.io.gfile.exists(report_path):
+        report = json.loads(tf.io.gfile.GFile(report_path).read())
+        for split, counts in report["splits"].items():
+            for name in ("listed", "written", "quarantined"):
+                metrics[f"data/{split}/{name}"] = float(counts[name])
+    flagged = 0
+    for path in tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb")):
+        anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        flagged += len(anomalies.anomaly_info) + (1 if anomalies.HasField("dataset_anomaly_info") else 0)
+    metrics["data/anomalies"] = float(flagged)
+    return metrics
 
 
 class TrackerOutputs(TypedDict):
@@ -32,6 +54,8 @@ class TrackerOutputs(TypedDict):
 
 @tfx.dsl.components.component
 def MlflowTracker(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
     model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     model_run: tfx.dsl.components.InputArtifact[standard_artifacts.ModelRun],
     evaluation: tfx.dsl.components.InputArtifact[standard_artifacts.ModelEvaluation],
@@ -53,7 +77,7 @@ def MlflowTracker(
     record = RunRecord(
         run_name=f"{experiment}-{model.id or 'local'}",
         params=params,
-        metrics=load_slice_metrics(evaluation.uri),
+        metrics={**data_metrics(examples.uri, anomalies.uri), **load_slice_metrics(evaluation.uri)},
         history=history,
         tags={"segpipe.blessed": str(blessed).lower(), "segpipe.pushed": str(pushed).lower(),
               "segpipe.pushed_destination": destination, "segpipe.model_uri": model.uri},

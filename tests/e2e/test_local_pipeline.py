@@ -120,6 +120,11 @@ def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
     assert run.data.params["data.format"] == "voc"
     assert math.isfinite(run.data.metrics["miou"])
     assert "train/loss" in run.data.metrics
+    counts = pipeline_run["data"]["counts"]
+    assert run.data.metrics["data/train/written"] == counts["train"]
+    assert run.data.metrics["data/val/listed"] == counts["val"]
+    assert run.data.metrics["data/val/quarantined"] == 0
+    assert run.data.metrics["data/anomalies"] == 0
     assert run.data.tags["segpipe.pushed"] == "true"
     assert [version.name for version in pipeline_run["versions"]] == ["e2e-voc"]
     assert "serving_model/saved_model.pb" in pipeline_run["artifacts"]
