@@ -1,0 +1,125 @@
+"""``SegmentationExampleGen``: the TFX ExampleGen for PASCAL VOC 2012 and Cityscapes folders.
+
+A ``FileBasedExampleGen`` whose executor (:mod:`components.example_gen.executor`) turns each requested
+split into ``Split-<name>/data_tfrecord-*.gz`` of the examples described in
+:mod:`components.core.examples`, and writes ``ingestion_report.json`` beside them. It runs on any Beam
+runner.
+
+Caching. TFX decides whether an ExampleGen run can be reused from a fingerprint of the files its split
+patterns match (their count, total size and modification times) plus the execution properties.
+Reading is driven by the layout, not by the pattern, so each pattern is chosen to cover what the
+split's examples depend on:
+
+* Cityscapes split ``s``: ``*/s/*/*`` under the root: every image and every ``gtFine`` file of the split.
+* VOC, every split: ``[IJS]*/*`` under ``VOC2012``: all of ``JPEGImages/``, ``SegmentationClass/``
+  (and ``SegmentationClassAug/``, ``SegmentationObject/``) and the entries of ``ImageSets/``. A list
+  file is one level deeper than a glob of one pattern can reach alongside the images, so the SHA-256
+  of each list file is also put in ``custom_config`` when the component is built: editing a list changes
+  the execution properties, hence the cache key, the next time the pipeline is built.
+
+Editing, adding or deleting an image or mask therefore invalidates the cache. What the fingerprint
+cannot see is a file rewritten with the same size within the same second, or (for a remote dataset,
+which is not inspected when the pipeline is built) an edited VOC list: run with caching off
+(``enable_cache=False``, as ``segpipe run`` can) after such changes.
+
+Local dataset folders are checked when the component is built (layout, list files, split folders),
+so a wrong path fails at once; remote ones (``gs://``...) are checked by the executor before Beam runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components.core import datasets
+from components.example_gen import executor
+
+logger = logging.getLogger(__name__)
+
+VOC_SPLIT_PATTERN = "[IJS]*/*"
+"""Glob (under ``VOC2012``) fingerprinted for every VOC split: images, masks and ``ImageSets/`` entries."""
+
+
+def split_pattern(dataset_format: str, split: str) -> str:
+    """Returns the file pattern of a split, relative to the dataset root (what TFX fingerprints).
+
+    Args:
+        dataset_format: ``voc``/``pascal_voc`` or ``cityscapes``.
+        split: Split name.
+    """
+    if datasets.dataset_name(dataset_format) == datasets.VOC:
+        return VOC_SPLIT_PATTERN
+    return f"*/{datasets.check_split_name(split)}/*/*"
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+class SegmentationExampleGen(FileBasedExampleGen):
+    """ExampleGen for an unpacked PASCAL VOC 2012 or Cityscapes folder.
+
+    Output: one ``Examples`` artifact whose splits are the requested splits (Cityscapes ``test`` is
+    skipped, as the ingestion report says), plus ``ingestion_report.json`` in the artifact folder.
+    """
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(
+        self,
+        input_base: str,
+        dataset_format: str,
+        splits: Sequence[str] = ("train", "val"),
+        strict: bool = False,
+    ):
+        """Builds the component.
+
+        Args:
+            input_base: VOC: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself or ``VOC2012``.
+                Cityscapes: the folder holding ``leftImg8bit`` and ``gtFine``.
+            dataset_format: ``voc`` (or ``pascal_voc``) or ``cityscapes``.
+            splits: Splits to ingest: VOC list names (``train``, ``val``, ``trainval``, ``train_aug``)
+                or Cityscapes folders (``train``, ``val``).
+            strict: Fail on the first bad pair (an ``IngestionError`` naming file and reason) instead of
+                quarantining it in the report; an empty split fails too.
+
+        Raises:
+            IngestionError: For a local ``input_base`` not in the layout, or a missing list file or split
+                folder (strict: also an unusable id or an empty split).
+            ValueError: If the format or a split name is invalid, or no split is left to ingest.
+        """
+        dataset = datasets.dataset_name(dataset_format)
+        kept, skipped = datasets.partition_splits(dataset, list(splits))
+        for skipped_split in skipped:
+            logger.warning("SegmentationExampleGen: split %r skipped: %s", skipped_split.name, skipped_split.reason)
+        if not kept:
+            raise ValueError(f"no split left to ingest (requested: {list(splits)})")
+
+        input_base = str(input_base)
+        list_digests: dict[str, str] = {}
+        if _is_remote(input_base):
+            logger.info("SegmentationExampleGen: %s is remote; it is taken to be the dataset root "
+                        "(VOC: the VOC2012 folder) and checked when the executor runs", input_base)
+            root = input_base
+        else:
+            root = datasets.resolve_dataset_root(dataset, input_base)
+            plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
+            if dataset == datasets.VOC:
+                list_digests = {plan.name: datasets.list_file_digest(plan.source) for plan in plans}
+
+        self.dataset = dataset
+        self.dataset_root = root
+        self.split_names = tuple(kept)
+        self.skipped_splits = tuple(skipped)
+        options = executor.IngestionOptions(dataset, strict, tuple(skipped), list_digests)
+        super().__init__(
+            input_base=root,
+            input_config=example_gen_pb2.Input(splits=[
+                example_gen_pb2.Input.Split(name=split, pattern=split_pattern(dataset, split)) for split in kept
+            ]),
+            custom_config=options.to_custom_config(),
+        )

@@ -1,0 +1,290 @@
+"""The Beam side of ingestion, shared by the TFX ExampleGen executor and the standalone ``segpipe ingest``.
+
+One split flows through :func:`IngestSplit` (the only copy of the conversion graph)::
+
+    Create(pair candidates: ids and paths, redistributed) -> ParDo(read, validate, encode)
+        main output    -> serialised tf.train.Examples -> (caller) TFX's WriteSplit: sharded gzip TFRecords
+        'quarantine'   -> one record per bad pair (file, reason) --+
+        'written'      -> one record per example written         --+-> JSON lines in a staging folder
+
+No step holds more than one pair's pixels: the listing is ids and paths only, and every pair is read,
+checked and encoded inside one worker call. A bad pair never raises inside a worker (strict mode
+included): it is caught there and routed to the tagged ``quarantine`` output, so a failure never surfaces
+as a Beam worker's traceback. The number of pairs listed is staged when the pipeline is built. After the
+Beam pipeline has run, :func:`finish_ingestion` reads the staged records back, writes
+``ingestion_report.json`` (which reconciles: listed = written + quarantined, per split) and deletes the
+staging folder; :func:`raise_for_report` then turns the first quarantined pair (in split order, then id
+order) into an :class:`~components.core.datasets.IngestionError` in strict mode.
+Problems visible before Beam starts (no such folder or layout, a missing list file, in strict mode an
+unusable id or an empty split) raise at once, before any pipeline runs.
+
+:func:`ingest` is the standalone entry point behind ``segpipe ingest``; it writes what the ExampleGen
+writes: ``<out>/<split>/data_tfrecord-*.gz`` (TFX's own ``WriteSplit``) plus ``<out>/ingestion_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Mapping, Sequence
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
+from tfx.components.example_gen import write_split
+from tfx.proto import example_gen_pb2
+
+from components.core import datasets, examples
+from components.core.label_maps import load_label_map
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE_NAME = "ingestion_report.json"
+"""Name of the report written next to the examples (ExampleGen) or in the output folder (``ingest``)."""
+
+TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
+"""Prefix of the TFRecord shards in a split folder (``data_tfrecord``, as TFX writes them)."""
+
+STAGING_DIR_NAME = "_ingestion_staging"
+"""Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""
+
+QUARANTINE_TAG = "quarantine"
+"""Tag of the Beam output that receives one record per bad pair (file and reason)."""
+
+WRITTEN_TAG = "written"
+"""Tag of the Beam output that receives one record per example written."""
+
+_EXAMPLES_TAG = "examples"
+_METRICS_NAMESPACE = "segpipe.ingestion"
+
+
+class ConvertPairFn(beam.DoFn):
+    """Reads, validates and encodes one :class:`~components.core.datasets.PairCandidate`.
+
+    Outputs:
+        main: the serialised `tf.train.Example`.
+        ``written``: ``{"split", "id", "status": "written"}`` for that example.
+        ``quarantine``: for a pair that cannot be ingested, ``{"split", "id", "file", "reason",
+        "status": "quarantine"}``. Unexpected decoder failures are quarantined too, so that no worker
+        ever fails on a bad file.
+    """
+
+    def __init__(self, dataset: str):
+        """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``."""
+        super().__init__()
+        self._dataset = dataset
+        self._label_map = None
+        self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "examples_written")
+        self._quarantined = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "pairs_quarantined")
+
+    def setup(self) -> None:
+        self._label_map = load_label_map(self._dataset)
+
+    def process(self, candidate: datasets.PairCandidate):
+        try:
+            serialized = examples.serialize_example(datasets.load_pair(candidate, self._label_map))
+        except datasets.IngestionError as error:
+            record = datasets.quarantine_record(error, candidate)
+        except Exception as error:  # pylint: disable=broad-except  # a decoder bug must not kill the run
+            record = {"split": candidate.split, "id": candidate.example_id,
+                      "file": candidate.image_path or candidate.problem_path or "",
+                      "reason": f"unexpected error: {type(error).__name__}: {error}"}
+        else:
+            self._written.inc()
+            yield serialized
+            yield beam.pvalue.TaggedOutput(WRITTEN_TAG, {"split": candidate.split, "id": candidate.example_id,
+                                                         "status": WRITTEN_TAG})
+            return
+        self._quarantined.inc()
+        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG})
+
+
+def _outcomes_prefix(staging_dir: str, split: str) -> str:
+    return os.path.join(staging_dir, split, "outcomes")
+
+
+def _listing_path(staging_dir: str, split: str) -> str:
+    return os.path.join(staging_dir, split, "listing.json")
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(bytes)
+def IngestSplit(  # pylint: disable=invalid-name
+    pipeline: beam.Pipeline, plan: datasets.SplitPlan, staging_dir: str
+) -> beam.PCollection:
+    """Converts one split's pairs to serialised examples and stages one outcome record per pair.
+
+    The split's listing (source and number of pairs) is staged at once, while the pipeline is built;
+    the outcomes when it runs.
+
+    Args:
+        pipeline: The Beam pipeline.
+        plan: The split's pairs (:func:`components.core.datasets.plan_split`).
+        staging_dir: Folder receiving ``<split>/listing.json`` and ``<split>/outcomes*`` (JSON lines)
+            for :func:`finish_ingestion`.
+
+    Returns:
+        PCollection of serialised `tf.train.Example` bytes, ready for TFX's ``WriteSplit``.
+    """
+    tf.io.gfile.makedirs(os.path.join(staging_dir, plan.name))
+    with tf.io.gfile.GFile(_listing_path(staging_dir, plan.name), "w") as handle:
+        handle.write(json.dumps({"source": plan.source, "listed": plan.listed}))
+    converted = (
+        pipeline
+        | "ListPairs" >> beam.Create(plan.candidates)  # reshuffles: pairs spread over the workers
+        | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset)).with_outputs(
+            QUARANTINE_TAG, WRITTEN_TAG, main=_EXAMPLES_TAG)
+    )
+    _ = ((converted[QUARANTINE_TAG], converted[WRITTEN_TAG])
+         | "Outcomes" >> beam.Flatten()
+         | "OutcomeToJson" >> beam.Map(json.dumps, sort_keys=True)
+         | "StageOutcomes" >> beam.io.WriteToText(_outcomes_prefix(staging_dir, plan.name)))
+    return converted[_EXAMPLES_TAG]
+
+
+def _read_split_outcome(staging_dir: str, split: str) -> datasets.SplitOutcome:
+    """Reads back what :func:`IngestSplit` staged for one split."""
+    with tf.io.gfile.GFile(_listing_path(staging_dir, split), "r") as handle:
+        listing = json.load(handle)
+    records = []
+    for path in sorted(tf.io.gfile.glob(_outcomes_prefix(staging_dir, split) + "*")):
+        with tf.io.gfile.GFile(path, "r") as handle:
+            records.extend(json.loads(line) for line in handle if line.strip())
+    quarantined = tuple({key: value for key, value in record.items() if key != "status"}
+                        for record in records if record["status"] == QUARANTINE_TAG)
+    return datasets.SplitOutcome(
+        name=split,
+        source=listing["source"],
+        listed=listing["listed"],
+        written=sum(record["status"] == WRITTEN_TAG for record in records),
+        quarantined=quarantined,
+    )
+
+
+def finish_ingestion(
+    staging_dir: str,
+    report_path: str,
+    dataset_format: str,
+    root: str,
+    split_names: Sequence[str],
+    skipped: Sequence[datasets.SkippedSplit] = (),
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Builds the report from the staged records, writes it as JSON and deletes the staging folder.
+
+    Args:
+        staging_dir: The folder given to :func:`IngestSplit`.
+        report_path: Where to write the JSON report.
+        dataset_format: ``voc``/``pascal_voc`` or ``cityscapes``.
+        root: The dataset root.
+        split_names: The ingested splits, in request order.
+        skipped: Splits deliberately not ingested.
+        strict: Whether the run is strict (recorded in the report).
+
+    Returns:
+        The report (see :func:`components.core.datasets.build_report`).
+    """
+    outcomes = [_read_split_outcome(staging_dir, split) for split in split_names]
+    report = datasets.build_report(dataset_format, root, outcomes, skipped, strict)
+    tf.io.gfile.makedirs(os.path.dirname(report_path) or ".")
+    with tf.io.gfile.GFile(report_path, "w") as handle:
+        handle.write(json.dumps(report, indent=2) + "\n")
+    tf.io.gfile.rmtree(staging_dir)
+    for split, counts in report["splits"].items():
+        logger.info("ingestion: split %r: %d listed, %d written, %d quarantined",
+                    split, counts["listed"], counts["written"], counts["quarantined"])
+    for warning in report["warnings"]:
+        logger.warning("ingestion: %s", warning)
+    for record in report["quarantine"]:
+        logger.warning("ingestion: quarantined %s/%s: %s: %s",
+                       record["split"], record["id"], record["file"], record["reason"])
+    return report
+
+
+def raise_for_report(report: Mapping[str, Any], report_path: str) -> None:
+    """Fails a run whose report does not reconcile, or, in strict mode, that quarantined a pair.
+
+    Args:
+        report: The report from :func:`finish_ingestion`.
+        report_path: Its path, named in the error.
+
+    Raises:
+        IngestionError: Naming the first quarantined pair's file and reason (strict mode), or the report
+            when its counts do not reconcile (a bug).
+    """
+    if not report["reconciled"]:
+        raise datasets.IngestionError(report_path, "ingestion counts do not reconcile: listed != written + quarantined")
+    if report["strict"] and report["quarantine"]:
+        raise datasets.error_from_record(report["quarantine"][0])
+
+
+def _remove_previous_outputs(out_dir: str, split_names: Sequence[str]) -> None:
+    """Deletes TFRecord shards and the report a previous run left, so that no stale shard survives."""
+    stale = [os.path.join(out_dir, REPORT_FILE_NAME)]
+    for split in split_names:
+        stale += tf.io.gfile.glob(os.path.join(out_dir, split, TFRECORD_FILE_PREFIX + "-*"))
+    for path in stale:
+        if tf.io.gfile.exists(path):
+            logger.info("ingestion: removing previous output %s", path)
+            tf.io.gfile.remove(path)
+    if tf.io.gfile.exists(os.path.join(out_dir, STAGING_DIR_NAME)):
+        tf.io.gfile.rmtree(os.path.join(out_dir, STAGING_DIR_NAME))
+
+
+def ingest(
+    dataset_format: str,
+    data_dir: str,
+    out_dir: str,
+    splits: Sequence[str] = ("train", "val"),
+    strict: bool = False,
+    beam_pipeline_args: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Converts a VOC 2012 or Cityscapes folder to gzip TFRecord splits and an ingestion report.
+
+    Writes ``<out_dir>/<split>/data_tfrecord-*.gz`` (sharded, as TFX's ExampleGen writes them) and
+    ``<out_dir>/ingestion_report.json``; shards and report of a previous run into the same folder are
+    replaced.
+
+    Args:
+        dataset_format: ``voc`` (or ``pascal_voc``) or ``cityscapes``.
+        data_dir: VOC: the folder holding ``VOCdevkit``, ``VOCdevkit`` or ``VOC2012``. Cityscapes: the
+            folder holding ``leftImg8bit`` and ``gtFine``.
+        out_dir: Output folder.
+        splits: Splits to ingest (VOC list names such as ``train``, ``val``, ``trainval``, ``train_aug``;
+            Cityscapes folders). Cityscapes ``test`` is skipped (no usable labels), as the report says.
+        strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
+            quarantining it, and on an empty split.
+        beam_pipeline_args: Beam options, e.g. ``["--direct_running_mode=multi_processing",
+            "--direct_num_workers=2"]``; default: Beam's DirectRunner.
+
+    Returns:
+        The report (see :func:`components.core.datasets.build_report`).
+
+    Raises:
+        IngestionError: Before Beam starts, if the folder is not in the layout, a list file or split
+            folder is missing, or no split is left; in strict mode also for an unusable id, an empty split
+            or (after conversion, with the report written) the first quarantined pair.
+        ValueError: If the format or a split name is invalid.
+    """
+    dataset = datasets.dataset_name(dataset_format)
+    root = datasets.resolve_dataset_root(dataset, str(data_dir))
+    kept, skipped = datasets.partition_splits(dataset, list(splits))
+    if not kept:
+        raise datasets.IngestionError(str(data_dir), f"no split left to ingest (requested: {', '.join(splits)})")
+    plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
+
+    out_dir = str(out_dir)
+    staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
+    _remove_previous_outputs(out_dir, kept)
+    with beam.Pipeline(options=PipelineOptions(list(beam_pipeline_args or []))) as pipeline:
+        for plan in plans:
+            _ = (pipeline
+                 | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter
+                 | f"WriteSplit[{plan.name}]" >> write_split.WriteSplit(  # pylint: disable=no-value-for-parameter
+                     os.path.join(out_dir, plan.name), example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+    report_path = os.path.join(out_dir, REPORT_FILE_NAME)
+    report = finish_ingestion(staging_dir, report_path, dataset, root, kept, skipped, strict)
+    raise_for_report(report, report_path)
+    return report
