@@ -22,6 +22,7 @@ from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
 from components.tracking.component import MlflowTracker
+from components.trainer.run import TRAINER_SECTIONS
 from pipeline.config import PipelineConfig
 
 RAW_SCHEMA_FILE = "raw_schema.pbtxt"
@@ -84,7 +85,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(
             splits=[train_split], num_steps=config.training.epochs * config.training.steps_per_epoch),
         eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=config.training.eval_steps),
-        custom_config={"pipeline_config": config.to_dict(), "label_map": label_map.name})
+        custom_config={**{name: config.to_dict()[name] for name in TRAINER_SECTIONS}, "label_map": label_map.name})
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
 
 from components.core import features
 
@@ -46,15 +47,20 @@ def load_metrics_by_slice(evaluation_uri: str) -> dict[tuple, dict]:
 
     Returns:
         `{slice key: {metric name: float or numpy array}}`; the overall slice's key is `()`, others are
-        tuples of `(feature, value)` pairs. Metrics of the baseline model and diffs are left out.
+        tuples of `(feature, value)` pairs. When a baseline was evaluated too, its own metrics are left
+        out and the candidate's differences to it appear as `<metric>_diff` (summary metrics only).
     """
-    result = tfma.load_eval_result(evaluation_uri)
+    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    candidate = next((spec.name for spec in eval_config.model_specs if not spec.is_baseline), None)
+    result = tfma.load_eval_result(evaluation_uri, model_name=candidate or None)
     by_slice = {}
     for slice_key, outputs in result.slicing_metrics:
         values = by_slice.setdefault(tuple((name, _slice_value(value)) for name, value in slice_key), {})
         for sub_keys in outputs.values():
             for metrics in sub_keys.values():
                 for name, value in metrics.items():
+                    if name.endswith("_diff") and "/" in name:
+                        continue
                     if "doubleValue" in value:
                         values[name] = float(value["doubleValue"])
                     elif "arrayValue" in value:

@@ -31,6 +31,7 @@ from pipeline.config import PipelineConfig
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.json"
+TRAINER_SECTIONS = ("model", "training")  # the configuration sections training depends on
 
 
 def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
@@ -116,9 +117,11 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point: trains under a distribution strategy and exports the model.
 
-    `fn_args.custom_config` holds `{"pipeline_config": PipelineConfig.to_dict(), "label_map": name}`.
+    `fn_args.custom_config` holds the `model` and `training` sections of `PipelineConfig.to_dict()` and
+    the label map's name (only what training depends on, so that TFX's cache key is exactly that).
     """
-    config = PipelineConfig.from_dict(fn_args.custom_config["pipeline_config"])
+    sections = {name: fn_args.custom_config[name] for name in TRAINER_SECTIONS}
+    config = PipelineConfig.from_dict(sections)
     label_map = load_label_map(fn_args.custom_config["label_map"])
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     training = config.training

@@ -44,12 +44,22 @@ def pipeline_run(tmp_path_factory):
         versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
         artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "serving_model")]
         report_artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "evaluation_report")]
+        # A second run, against the first run's blessed model, with a bar no model can pass. Caching
+        # reuses ingestion, Transform and training, so only evaluation onwards runs again.
+        second = run_local(config.from_dict({**config.to_dict(),
+                                             "evaluation": {"miou_threshold": 1.0, "miou_max_drop": 0.01},
+                                             "runtime": {**config.to_dict()["runtime"], "enable_cache": True}}),
+                           workdir / "out", data_dir=str(workdir / "data"))
+        all_versions = client.search_model_versions("name = 'e2e-voc'")
     return {"workdir": workdir, "summary": summary, "data": data_summary, "run": run, "versions": versions,
-            "artifacts": artifacts, "report_artifacts": report_artifacts}
+            "artifacts": artifacts, "report_artifacts": report_artifacts, "second": second,
+            "all_versions": all_versions}
 
 
 def _artifact_dirs(workdir: Path, component: str, output: str) -> list[str]:
-    return sorted(glob.glob(str(workdir / "out" / "tfx" / component / output / "*")))
+    """The artifact folders of one component output, oldest first (folders are named by artifact id)."""
+    return sorted(glob.glob(str(workdir / "out" / "tfx" / component / output / "*")),
+                  key=lambda path: int(os.path.basename(path)))
 
 
 def _count_records(pattern: str) -> int:
@@ -103,7 +113,7 @@ def test_evaluation_gives_a_finite_miou_overall_and_per_split(pipeline_run):
 def test_evaluation_report_has_tables_confusion_matrix_and_overlays(pipeline_run):
     import json
 
-    report_dir = _artifact_dirs(pipeline_run["workdir"], "EvaluationReport", "report")[-1]
+    report_dir = _artifact_dirs(pipeline_run["workdir"], "EvaluationReport", "report")[0]
     table = json.loads(Path(report_dir, "per_class.json").read_text())
     assert [row["class"] for row in table["classes"]][:2] == ["background", "aeroplane"]
     assert table["overall"]["miou"] == pytest.approx(pipeline_run["summary"].metrics["miou"])
@@ -111,6 +121,26 @@ def test_evaluation_report_has_tables_confusion_matrix_and_overlays(pipeline_run
     overlays = sorted(p.relative_to(report_dir).as_posix() for p in Path(report_dir, "overlays").rglob("*.png"))
     assert any(path.startswith("overlays/all/") for path in overlays)
     assert any(path.startswith("overlays/split-val/") for path in overlays)
+
+
+def test_a_model_below_the_bar_is_compared_with_the_last_blessed_one_and_not_pushed(pipeline_run):
+    import tensorflow_model_analysis as tfma
+
+    second = pipeline_run["second"]
+    assert not second.blessed and second.pushed_model == ""
+    # Only the evaluation settings changed: the cached model is evaluated again, so it scores the same.
+    assert second.metrics["miou"] == pytest.approx(pipeline_run["summary"].metrics["miou"])
+    assert second.metrics["miou_diff"] == pytest.approx(0.0, abs=1e-9)
+    assert second.mlflow_run_id != pipeline_run["summary"].mlflow_run_id
+    assert [version.version for version in pipeline_run["all_versions"]] == ["1"]
+    evaluation = _artifact_dirs(pipeline_run["workdir"], "Evaluator", "evaluation")[-1]
+    validation = tfma.load_validation_result(evaluation)
+    assert not validation.validation_ok
+    overall = [failures for failures in validation.metric_validations_per_slice if not failures.slice_key.ListFields()]
+    (failure,) = overall[0].failures
+    assert failure.metric_key.name == "miou" and not failure.metric_key.is_diff
+    baseline_metrics = tfma.load_eval_result(evaluation, model_name="baseline").get_metrics_for_slice()
+    assert "miou" in baseline_metrics
 
 
 def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):

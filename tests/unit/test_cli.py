@@ -1,0 +1,71 @@
+"""The segpipe command line: sample data, clear configuration errors, ingestion, quiet logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+
+from components.cli import main
+
+
+@pytest.fixture(autouse=True)
+def restore_logging_and_environment():
+    """`main()` configures process-wide logging and environment variables: put them back afterwards."""
+    environment = dict(os.environ)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    os.environ.clear()
+    os.environ.update(environment)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_sample_data_writes_the_voc_layout(tmp_path, capsys):
+    assert main(["sample-data", "--format", "voc", "--out", str(tmp_path), "--images", "6", "--size", "32x24"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"]["trainval"] == 6
+    assert len(list((tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages").glob("*.jpg"))) == 6
+
+
+def test_a_bad_override_stops_the_run_before_anything_starts(tmp_path, capsys):
+    assert main(["run", "--output", str(tmp_path / "out"), "--set", "training.epochz=3"]) == 2
+    assert "unknown key 'training.epochz'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_size_is_an_argument_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sample-data", "--format", "voc", "--out", str(tmp_path), "--size", "big"])
+    assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_ingest_writes_records_and_a_reconciled_report(tmp_path, capsys):
+    main(["sample-data", "--format", "cityscapes", "--out", str(tmp_path / "data"), "--images", "4"])
+    capsys.readouterr()
+    assert main(["ingest", "--format", "cityscapes", "--data-dir", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "records")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reconciled"] is True
+    assert report["totals"]["listed"] == report["totals"]["written"] == 4
+    assert (tmp_path / "records" / "ingestion_report.json").is_file()
+
+
+def test_quiet_by_default_and_verbose_on_request():
+    from components.log_setup import configure_logging
+
+    configure_logging(verbose=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    quiet_handler = logging.getLogger().handlers[0]
+    noisy = logging.LogRecord("absl", logging.INFO, __file__, 1, "Using deployment config: x", None, None)
+    progress = logging.LogRecord("absl", logging.INFO, __file__, 1, "Component %s is running.", ("Trainer",), None)
+    harmless = logging.LogRecord("absl", logging.WARNING, __file__, 1, "ArtifactQuery.property_predicate is not supported.", None, None)
+    assert not quiet_handler.filter(noisy)
+    assert quiet_handler.filter(progress)
+    assert not quiet_handler.filter(harmless)
+    configure_logging(verbose=True)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert logging.getLogger().handlers[0].filter(noisy)
