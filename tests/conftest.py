@@ -1,4 +1,4 @@
-"""Project-wide pytest fixtures: locating the real dataset samples in ``../shared/data``."""
+"""Project-wide pytest fixtures: the real dataset samples in ``../shared/data`` and reference evaluators."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ def shared_data() -> pathlib.Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return SHARED_DATA_DIR.resolve()
+
+
+@pytest.fixture(scope="session")
+def cityscapes_evaluation():
+    """cityscapesScripts' pixel-level evaluation module (the official Cityscapes IoU code).
+
+    At import the module reads CITYSCAPES_DATASET and CITYSCAPES_EXPORT_DIR into its global ``args``
+    (and raises ValueError when CITYSCAPES_EXPORT_DIR names a missing folder); it tries to import an
+    optional Cython helper and falls back to numpy. The variables are cleared for the import only, and
+    the tests never use the module's global ``args``: each builds its own.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for variable in ("CITYSCAPES_DATASET", "CITYSCAPES_RESULTS", "CITYSCAPES_EXPORT_DIR"):
+            patch.delenv(variable, raising=False)
+        import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as evaluation
+    return evaluation

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import subprocess
-import sys
 import types
 
 import numpy as np
@@ -46,22 +44,6 @@ def medpy_binary() -> types.ModuleType:
     import medpy.metric.binary
 
     return medpy.metric.binary
-
-
-@pytest.fixture(scope="module")
-def cityscapes_evaluation() -> types.ModuleType:
-    """cityscapesscripts' pixel-level evaluation module (the official Cityscapes IoU code).
-
-    At import the module reads CITYSCAPES_DATASET and CITYSCAPES_EXPORT_DIR into its global ``args``
-    (and raises ValueError when CITYSCAPES_EXPORT_DIR names a missing folder); it tries to import an
-    optional Cython helper and falls back to numpy. The variables are cleared for the import only, and
-    the tests never use the module's global ``args``: each builds its own.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("CITYSCAPES_DATASET", "CITYSCAPES_RESULTS", "CITYSCAPES_EXPORT_DIR"):
-            patch.delenv(variable, raising=False)
-        import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as evaluation
-    return evaluation
 
 
 def _random_blob_masks(seed: int, shape: tuple[int, int], sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -520,18 +502,3 @@ def test_miou_agrees_with_cityscapesscripts(
         "truck", "bus", "train", "motorcycle", "bicycle"
     ]
     assert scores["miou"] == pytest.approx(reference_miou, abs=1e-6)
-
-
-# --------------------------------------------------------------------------------------------------
-# Framework-free
-# --------------------------------------------------------------------------------------------------
-
-
-def test_metrics_module_imports_no_pipeline_framework() -> None:
-    code = (
-        "import sys, components.core.metrics\n"
-        "loaded = {name.split('.')[0] for name in sys.modules}\n"
-        "print(sorted(loaded & {'tensorflow', 'tfx', 'apache_beam', 'mlflow', 'keras', 'tf_keras'}))\n"
-    )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "[]"

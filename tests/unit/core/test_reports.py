@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -151,14 +149,3 @@ def test_write_overlay_round_trips(tmp_path: pathlib.Path) -> None:
     with Image.open(path) as image:
         assert image.mode == "RGB" and image.size == (3 * 4 + 2 * reports.PANEL_GAP_PIXELS, 3)
         np.testing.assert_array_equal(np.array(image), reports.overlay(IMAGE, GT, PRED, voc))
-
-
-def test_scoring_and_reports_import_no_pipeline_framework() -> None:
-    code = (
-        "import sys, components.core.scoring, components.core.reports\n"
-        "loaded = {name.split('.')[0] for name in sys.modules}\n"
-        "print(sorted(loaded & {'tensorflow', 'tfx', 'apache_beam', 'mlflow', 'keras', 'tf_keras'}))\n"
-        "import matplotlib; print(matplotlib.get_backend() if 'matplotlib.pyplot' in sys.modules else 'no pyplot')\n"
-    )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.split() == ["[]", "no", "pyplot"]

@@ -268,17 +268,6 @@ def test_format_and_class_count_errors() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cityscapes_evaluation() -> types.ModuleType:
-    """cityscapesscripts' pixel-level evaluation, imported with its environment variables cleared
-    (at import it reads CITYSCAPES_DATASET / CITYSCAPES_EXPORT_DIR into a global ``args``, unused here)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("CITYSCAPES_DATASET", "CITYSCAPES_RESULTS", "CITYSCAPES_EXPORT_DIR"):
-            patch.delenv(variable, raising=False)
-        import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as evaluation
-    return evaluation
-
-
 def test_cityscapes_miou_agrees_with_cityscapesscripts(
     shared_data: pathlib.Path, tmp_path: pathlib.Path, cityscapes_evaluation
 ) -> None:
