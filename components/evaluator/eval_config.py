@@ -18,7 +18,13 @@ from tensorflow_model_analysis.writers import eval_config_writer
 from components.core import features
 
 MIOU = "miou"
-SLICE_FEATURES = (features.DATASET, features.SPLIT, features.CITY, features.CLASSES_PRESENT, features.SIZE_BUCKET)
+SLICE_FEATURES = (features.DATASET, features.SPLIT, features.CLASSES_PRESENT, features.SIZE_BUCKET)
+CITYSCAPES_SLICE_FEATURES = (features.CITY,)  # VOC examples all have city "": that slice would repeat the overall one
+
+
+def slice_features(label_map: str) -> tuple[str, ...]:
+    """The features the Evaluator slices on for a dataset."""
+    return SLICE_FEATURES + (CITYSCAPES_SLICE_FEATURES if label_map == "cityscapes" else ())
 
 
 def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: float,
@@ -38,7 +44,8 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name="serving_default",
                                     preprocessing_function_names=["slice_features"])],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name]) for name in SLICE_FEATURES],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
+                                              for name in slice_features(label_map)],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 

@@ -21,7 +21,7 @@ from components.core import features
 from components.core.label_maps import LabelMap, load_label_map
 from components.core.metrics import resize_nearest
 from components.core.reports import write_evaluation_report, write_overlay
-from components.evaluator.eval_config import SLICE_FEATURES, load_metrics_by_slice
+from components.evaluator.eval_config import load_metrics_by_slice
 from components.evaluator.segmentation_metrics import decode_mask, result_from_metrics
 
 OVERLAYS_DIR = "overlays"

@@ -71,11 +71,22 @@ def result_from_metrics(flat: dict, class_names) -> dict:
     return result
 
 
-class OriginalResolutionPreprocessor(metric_types.Preprocessor):
-    """Yields (ground truth at label resolution, prediction resized to it) for one model."""
+EXAMPLE_SCORES_KEY = "segpipe_example_scores"
 
-    def __init__(self, model_name: str = ""):
+
+class OriginalResolutionPreprocessor(metric_types.Preprocessor):
+    """Scores one example of one model at the label resolution, once, before TFMA fans it out to slices.
+
+    TFMA runs a metric's preprocessors once per example and its combiners once per (example, slice);
+    an example falls into ~8 slices here (overall, dataset, split, city, size bucket, each class
+    present), so the scoring itself (validation, confusion matrix, Hausdorff) happens here and the
+    combiners only merge the small per-example `SegmentationEvaluator`s.
+    """
+
+    def __init__(self, label_map: str, hausdorff: bool, model_name: str = ""):
         super().__init__(name=f"segpipe_original_resolution_{model_name or 'model'}")
+        self._label_map = label_map
+        self._hausdorff = hausdorff
         self._model_name = model_name
 
     def process(self, extracts) -> Iterator[metric_types.StandardMetricInputs]:
@@ -86,12 +97,13 @@ class OriginalResolutionPreprocessor(metric_types.Preprocessor):
             prediction = prediction[features.CLASS_IDS]
         prediction = np.asarray(prediction)
         prediction = resize_nearest(prediction.reshape(prediction.shape[-2:]), ground_truth.shape)
-        yield metric_types.StandardMetricInputs({constants.LABELS_KEY: ground_truth,
-                                                 constants.PREDICTIONS_KEY: prediction})
+        scores = SegmentationEvaluator(load_label_map(self._label_map).num_classes, compute_hausdorff=self._hausdorff)
+        scores.add(ground_truth, prediction)
+        yield metric_types.StandardMetricInputs({EXAMPLE_SCORES_KEY: scores})
 
 
 class _SegmentationCombiner(beam.CombineFn):
-    """Accumulates a `SegmentationEvaluator` over the examples of one slice."""
+    """Merges the per-example `SegmentationEvaluator`s of one slice."""
 
     def __init__(self, key: metric_types.MetricKey, label_map: str, hausdorff: bool):
         self._key = key
@@ -102,8 +114,7 @@ class _SegmentationCombiner(beam.CombineFn):
         return SegmentationEvaluator(load_label_map(self._label_map).num_classes, compute_hausdorff=self._hausdorff)
 
     def add_input(self, accumulator: SegmentationEvaluator, element) -> SegmentationEvaluator:
-        accumulator.add(element.get_labels(), element.get_predictions())
-        return accumulator
+        return accumulator.merge(element[EXAMPLE_SCORES_KEY])
 
     def merge_accumulators(self, accumulators) -> SegmentationEvaluator:
         accumulators = iter(accumulators)
@@ -127,7 +138,7 @@ def _segmentation_computations(label_map: str, hausdorff: bool = True, name: str
                                  example_weighted=example_weighted)
     return [metric_types.MetricComputation(
         keys=[key] + [key._replace(name=metric) for metric in SUMMARY_METRICS if metric != "miou"],
-        preprocessors=[OriginalResolutionPreprocessor(model_name)],
+        preprocessors=[OriginalResolutionPreprocessor(label_map, hausdorff, model_name)],
         combiner=_SegmentationCombiner(key, label_map, hausdorff))]
 
 

@@ -16,7 +16,7 @@ from components.core import features
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
 from components.evaluator.eval_config import build_eval_config
-from components.evaluator.segmentation_metrics import (CONFUSION_MATRIX, OriginalResolutionPreprocessor,
+from components.evaluator.segmentation_metrics import (CONFUSION_MATRIX, EXAMPLE_SCORES_KEY, OriginalResolutionPreprocessor,
                                                         SegmentationMetrics, flatten_result, result_from_metrics)
 
 VOC = load_label_map("pascal_voc")
@@ -42,11 +42,15 @@ def _extracts(ground_truth, prediction):
                                         features.PROBABILITIES: np.zeros(prediction.shape + (21,))}}
 
 
-def test_preprocessor_resizes_predictions_to_the_label_resolution():
+def test_preprocessor_scores_predictions_resized_to_the_label_resolution():
     ground_truth, prediction = _random_pair(np.random.default_rng(0))
-    (inputs,) = OriginalResolutionPreprocessor().process(_extracts(ground_truth, prediction))
-    np.testing.assert_array_equal(inputs.get_labels(), ground_truth)
-    np.testing.assert_array_equal(inputs.get_predictions(), resize_nearest(prediction, ground_truth.shape))
+    (inputs,) = OriginalResolutionPreprocessor("pascal_voc", hausdorff=True).process(
+        _extracts(ground_truth, prediction))
+    expected = SegmentationEvaluator(VOC.num_classes)
+    expected.add(ground_truth, resize_nearest(prediction, ground_truth.shape))
+    scores = inputs[EXAMPLE_SCORES_KEY]
+    np.testing.assert_array_equal(scores.confusion.matrix, expected.confusion.matrix)
+    assert scores.result(VOC.class_names) == expected.result(VOC.class_names)
 
 
 def test_flat_metrics_round_trip_to_a_report_result():
@@ -100,3 +104,12 @@ def test_blessing_thresholds_apply_to_the_miou_the_metric_reports():
     assert value_threshold.lower_bound.value == pytest.approx(0.4)
     (change_threshold,) = [threshold for _, threshold in thresholds[miou_key.make_diff_key()]]
     assert change_threshold.absolute.value == pytest.approx(-0.02)
+
+
+@pytest.mark.parametrize("label_map, city_sliced", [("pascal_voc", False), ("cityscapes", True)])
+def test_slices_cover_dataset_split_classes_size_and_cityscapes_cities(label_map, city_sliced):
+    eval_config = build_eval_config(label_map, miou_threshold=0.0, miou_max_drop=1.0)
+    sliced = [list(spec.feature_keys) for spec in eval_config.slicing_specs]
+    assert sliced[0] == []  # overall
+    assert {"dataset", "split", "classes_present", "size_bucket"} <= {keys[0] for keys in sliced[1:]}
+    assert (["city"] in sliced) == city_sliced
