@@ -86,6 +86,7 @@ def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_
 
     from components.example_gen.component import SegmentationExampleGen
     from components.example_gen.executor import Executor
+    from pipeline.local_runner import LOCAL_WORKER_ENVIRONMENT_FLAG
 
     component = SegmentationExampleGen(input_base=str(root), dataset_format="voc", splits=["train", "val"])
     exec_properties = {
@@ -94,7 +95,7 @@ def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_
     }
     examples = standard_artifacts.Examples()
     examples.uri = str(out_dir)
-    beam_args = [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+    beam_args = [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", LOCAL_WORKER_ENVIRONMENT_FLAG]
     executor = Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args))
     executor.Do({}, {"examples": [examples]}, exec_properties)
     report = json.loads((out_dir / "ingestion_report.json").read_text())
@@ -116,6 +117,7 @@ def main() -> None:
     import tensorflow  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
 
     import components.example_gen.component  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
+    import pipeline.local_runner  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         tmp_dir = Path(tmp)
