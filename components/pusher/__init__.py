@@ -1,1 +1,0 @@
-"""Push helpers: exporting serving models."""
