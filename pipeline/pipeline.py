@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
@@ -43,6 +43,7 @@ def create_pipeline(
     artifact_location: str = "",
     metadata_connection_config=None,
     beam_pipeline_args: Sequence[str] = (),
+    component_beam_pipeline_args: Mapping[str, Sequence[str]] | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the segmentation pipeline.
 
@@ -55,6 +56,8 @@ def create_pipeline(
         artifact_location: MLflow artifact root for a newly created experiment ("" = store default).
         metadata_connection_config: ML Metadata connection (None for the orchestrator's default).
         beam_pipeline_args: arguments of the Beam pipelines of Beam-based components.
+        component_beam_pipeline_args: per component id, Beam arguments that follow (and so override)
+            the pipeline-wide ones.
 
     Returns:
         The `tfx.dsl.Pipeline`.
@@ -124,11 +127,15 @@ def create_pipeline(
         run_params=json.dumps(config.flat()),
         artifact_location=artifact_location)
 
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+                  model_resolver, evaluator, report, pusher, tracker]
+    for component in components:
+        if component.id in (component_beam_pipeline_args or {}):
+            component.with_beam_pipeline_args(list(component_beam_pipeline_args[component.id]))
     return tfx.dsl.Pipeline(
         pipeline_name=config.runtime.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-                    model_resolver, evaluator, report, pusher, tracker],
+        components=components,
         enable_cache=config.runtime.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args))

@@ -1,0 +1,38 @@
+"""create_pipeline(): the components, how they are wired, and the Beam arguments each one gets."""
+
+from __future__ import annotations
+
+from components.core import sample_data
+from pipeline.config import DEFAULT_CONFIG, load_config
+from pipeline.local_runner import EVALUATOR_BEAM_ARGS, LOCAL_WORKER_ENVIRONMENT_FLAG, beam_pipeline_args
+from pipeline.pipeline import create_pipeline
+
+
+def _pipeline(tmp_path, **kwargs):
+    config = load_config(DEFAULT_CONFIG)
+    return create_pipeline(config, data_dir=str(tmp_path / "data"), pipeline_root=str(tmp_path / "root"),
+                           serving_model_dir=str(tmp_path / "serving"), tracking_uri="sqlite:///x.db", **kwargs)
+
+
+def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
+    sample_data.write_voc_dataset(tmp_path / "data", num_images=4, size=(16, 16))
+    pipeline = _pipeline(tmp_path, beam_pipeline_args=["--direct_running_mode=multi_processing"],
+                         component_beam_pipeline_args={"Evaluator": EVALUATOR_BEAM_ARGS})
+    by_id = {component.id: component for component in pipeline.components}
+    assert set(by_id) == {"SegmentationExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                          "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
+                          "EvaluationReport", "Pusher", "MlflowTracker"}
+    assert by_id["Trainer"].inputs["transform_graph"].producer_component_id == "Transform"
+    assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
+    assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    # Pipeline-wide Beam arguments come first, the Evaluator's own override them.
+    assert by_id["Evaluator"].executor_spec.beam_pipeline_args[-2:] == list(EVALUATOR_BEAM_ARGS)
+    assert by_id["Transform"].executor_spec.beam_pipeline_args == ["--direct_running_mode=multi_processing"]
+
+
+def test_local_beam_arguments_use_every_core_and_skip_the_tfx_package_build():
+    config = load_config(DEFAULT_CONFIG, ["runtime.beam_workers=3"])
+    assert beam_pipeline_args(config) == ["--direct_running_mode=multi_processing", "--direct_num_workers=3",
+                                          LOCAL_WORKER_ENVIRONMENT_FLAG]
+    in_memory = load_config(DEFAULT_CONFIG, ["runtime.beam_mode=in_memory"])
+    assert beam_pipeline_args(in_memory)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
