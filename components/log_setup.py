@@ -12,6 +12,10 @@ import os
 import sys
 import warnings
 
+QUIET_ENV = "SEGPIPE_QUIET"
+"""Set to "1" by `configure_logging(verbose=False)`, so that Beam's worker processes, which import
+`components` but never call `configure_logging`, hide TensorFlow's finalizer noise too."""
+
 PROJECT_LOGGERS = ("components", "pipeline", "segpipe")
 _TFX_PROGRESS_PREFIX = "Component "
 # Warnings the stack emits on every healthy run; hidden unless --verbose.
@@ -37,10 +41,14 @@ class _ProgressOnly(logging.Filter):
 
 
 def _drop_tensorflow_finalizer_errors(unraisable) -> None:
-    """Hides TensorFlow's harmless "Exception ignored in AtomicFunction.__del__" at interpreter exit."""
     if "AtomicFunction.__del__" in repr(getattr(unraisable, "object", "")):
         return
     sys.__unraisablehook__(unraisable)
+
+
+def hide_tensorflow_finalizer_errors() -> None:
+    """Hides TensorFlow's harmless "Exception ignored in AtomicFunction.__del__" at interpreter exit."""
+    sys.unraisablehook = _drop_tensorflow_finalizer_errors
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -49,10 +57,11 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "INFO" if verbose else "ERROR")
     os.environ.setdefault("GLOG_minloglevel", "0" if verbose else "2")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ[QUIET_ENV] = "0" if verbose else "1"
     if not verbose:
         os.environ["PYTHONWARNINGS"] = "ignore"
         warnings.filterwarnings("ignore")
-        sys.unraisablehook = _drop_tensorflow_finalizer_errors
+        hide_tensorflow_finalizer_errors()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
     if not verbose:

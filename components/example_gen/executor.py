@@ -5,14 +5,16 @@ The conversion itself is :func:`components.example_gen.ingest.IngestSplit`, the 
 
 * :meth:`Executor.GetInputSourceToExamplePTransform` returns :func:`SegmentationSplitToExamples`, a
   ``beam.ptransform_fn`` that reads one split (a VOC list or a Cityscapes folder) into serialised
-  `tf.train.Example` s; TFX's ``WriteSplit`` then writes ``Split-<name>/data_tfrecord-*.gz``.
+  `tf.train.Example` s.
 * :meth:`Executor.GenerateExamplesByBeam` applies it once per input split and hands it the split's
   name. (The base class passes only the split pattern, and the VOC patterns of different splits are
   the same glob: they describe what to fingerprint, see ``component.py``.) Output splits are the input
   splits; hash partitioning through ``output_config`` is refused.
-* :meth:`Executor.Do` runs TFX's usual Do, then writes ``<examples uri>/ingestion_report.json``,
-  records the counts as custom properties of the Examples artifact and, in strict mode, fails on the
-  first quarantined pair.
+* :meth:`Executor.Do` does what TFX's ``BaseExampleGenExecutor.Do`` does (split names, payload and file
+  format on the artifact), except that it writes ``Split-<name>/data_tfrecord-*.gz`` with
+  :func:`components.example_gen.ingest.WriteExamples`, which skips TFX's reshuffle so that a split is
+  never gathered in memory. It then writes ``<examples uri>/ingestion_report.json``, records the counts
+  as custom properties of the Examples artifact and, in strict mode, fails on the first quarantined pair.
 
 Options reach the executor in ``custom_config``: an ``example_gen_pb2.CustomConfig`` packing a
 ``google.protobuf.Struct`` of :class:`IngestionOptions`.
@@ -29,7 +31,8 @@ import apache_beam as beam
 from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, write_split
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
@@ -217,7 +220,19 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_config = proto_utils.json_to_proto(
             exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input())
 
-        super().Do(input_dict, output_dict, {**exec_properties, STAGING_DIR_KEY: staging_dir})
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples_artifact.split_names = artifact_utils.encode_split_names(
+            [split.name for split in input_config.splits])
+        with self._make_beam_pipeline() as pipeline:
+            splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, STAGING_DIR_KEY: staging_dir})
+            for split_name, split_examples in splits.items():
+                split_dir = artifact_utils.get_split_uri([examples_artifact], split_name)
+                _ = split_examples | f"WriteSplit[{split_name}]" >> ingest.WriteExamples(split_dir)  # pylint: disable=no-value-for-parameter
+        examples_utils.set_payload_format(
+            examples_artifact, exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+            or example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(
+            examples_artifact, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
         report = ingest.finish_ingestion(
             staging_dir, report_path, options.dataset, root,

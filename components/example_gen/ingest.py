@@ -3,7 +3,7 @@
 One split flows through :func:`IngestSplit` (the only copy of the conversion graph)::
 
     Create(pair candidates: ids and paths, redistributed) -> ParDo(read, validate, encode)
-        main output    -> serialised tf.train.Examples -> (caller) TFX's WriteSplit: sharded gzip TFRecords
+        main output    -> serialised tf.train.Examples -> (caller) WriteExamples: sharded gzip TFRecords
         'quarantine'   -> one record per bad pair (file, reason) --+
         'written'      -> one record per example written         --+-> JSON lines in a staging folder
 
@@ -19,7 +19,12 @@ Problems visible before Beam starts (no such folder or layout, a missing list fi
 unusable id or an empty split) raise at once, before any pipeline runs.
 
 :func:`ingest` is the standalone entry point behind ``segpipe ingest``; it writes what the ExampleGen
-writes: ``<out>/<split>/data_tfrecord-*.gz`` (TFX's own ``WriteSplit``) plus ``<out>/ingestion_report.json``.
+writes: ``<out>/<split>/data_tfrecord-*.gz`` (:func:`WriteExamples`) plus ``<out>/ingestion_report.json``.
+
+:func:`WriteExamples` writes the shards without TFX's ``WriteSplit`` reshuffle: each worker writes the
+examples it converted, so encoded images never travel to the runner, and DirectRunner does not gather a
+whole split in memory (a reshuffle on DirectRunner does: gigabytes for Cityscapes' 2,975 train frames).
+Only shard names are gathered to finalise the files. Measured: no slower than with the reshuffle.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.components.example_gen import write_split
-from tfx.proto import example_gen_pb2
 
 from components.core import datasets, examples
 from components.core.label_maps import load_label_map
@@ -126,7 +130,7 @@ def IngestSplit(  # pylint: disable=invalid-name
             for :func:`finish_ingestion`.
 
     Returns:
-        PCollection of serialised `tf.train.Example` bytes, ready for TFX's ``WriteSplit``.
+        PCollection of serialised `tf.train.Example` bytes, ready for :func:`WriteExamples`.
     """
     tf.io.gfile.makedirs(os.path.join(staging_dir, plan.name))
     with tf.io.gfile.GFile(_listing_path(staging_dir, plan.name), "w") as handle:
@@ -142,6 +146,17 @@ def IngestSplit(  # pylint: disable=invalid-name
          | "OutcomeToJson" >> beam.Map(json.dumps, sort_keys=True)
          | "StageOutcomes" >> beam.io.WriteToText(_outcomes_prefix(staging_dir, plan.name)))
     return converted[_EXAMPLES_TAG]
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(bytes)
+def WriteExamples(examples: beam.PCollection, split_dir: str) -> beam.pvalue.PDone:  # pylint: disable=invalid-name
+    """Writes serialised examples as ``<split_dir>/data_tfrecord-*-of-*.gz`` (what TFX's readers expect).
+
+    Unlike TFX's ``WriteSplit`` it does not reshuffle first (see the module docstring).
+    """
+    return examples | "WriteToTFRecord" >> beam.io.WriteToTFRecord(
+        os.path.join(split_dir, TFRECORD_FILE_PREFIX), file_name_suffix=".gz")
 
 
 def _read_split_outcome(staging_dir: str, split: str) -> datasets.SplitOutcome:
@@ -282,8 +297,7 @@ def ingest(
         for plan in plans:
             _ = (pipeline
                  | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter
-                 | f"WriteSplit[{plan.name}]" >> write_split.WriteSplit(  # pylint: disable=no-value-for-parameter
-                     os.path.join(out_dir, plan.name), example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+                 | f"WriteSplit[{plan.name}]" >> WriteExamples(os.path.join(out_dir, plan.name)))  # pylint: disable=no-value-for-parameter
     report_path = os.path.join(out_dir, REPORT_FILE_NAME)
     report = finish_ingestion(staging_dir, report_path, dataset, root, kept, skipped, strict)
     raise_for_report(report, report_path)

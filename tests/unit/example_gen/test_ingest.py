@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -419,3 +420,6 @@ def test_executor_writes_splits_report_and_artifact_properties(voc_dir, tmp_path
     assert json.loads(artifact.get_string_custom_property("ingestion_split_counts"))["val"] == {
         "listed": len(val) + 1, "written": len(val), "quarantined": 1}
     assert artifact.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+    assert artifact.get_string_custom_property("file_format") == "tfrecords_gzip"
+    assert all(re.fullmatch(r"data_tfrecord-\d{5}-of-\d{5}\.gz", name)
+               for name in os.listdir(tmp_path / "examples" / "Split-train"))
