@@ -3,8 +3,8 @@
 Both write the same examples from the same generated files in the same run:
 
 * ``ours``: :class:`components.example_gen.executor.Executor` (the SegmentationExampleGen executor)
-  on Beam's DirectRunner with ``--direct_running_mode=multi_processing --direct_num_workers=2``
-  (``--mode``/``--workers`` change them), timed end to end (Beam worker start-up included) and reading
+  on Beam's DirectRunner with ``--direct_running_mode=multi_threading --direct_num_workers=2``, the
+  mode local pipeline runs give the ExampleGen (``--mode``/``--workers`` change them), timed end to end (Beam worker start-up included) and reading
   both VOC splits;
 * ``baseline``: one Python loop calling the same ``load_pair`` + ``serialize_example`` and writing
   gzip TFRecords with ``tf.io.TFRecordWriter``.
@@ -22,7 +22,7 @@ two-worker run more than the single loop.
 The last line printed is one JSON object: ``{"name", "value", "baseline", "ratio", "unit", ...}``;
 ``ratio`` = ours / baseline (end to end), higher is better.
 
-Usage: ``python benchmarks/bench_ingest.py [--images 1500] [--distinct 40] [--workers 2] [--mode multi_processing]``
+Usage: ``python benchmarks/bench_ingest.py [--images 1500] [--distinct 40] [--workers 2] [--mode multi_threading]``
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def run_baseline(root: Path, out_dir: Path) -> int:
     return written
 
 
-def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_processing") -> int:
+def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_threading") -> int:
     """Runs the SegmentationExampleGen executor on the DirectRunner (``mode``). Returns #examples."""
     from google.protobuf import message
     from tfx.dsl.components.base import base_beam_executor
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1500, help="image/mask pairs to ingest")
     parser.add_argument("--distinct", type=int, default=40, help="distinct pictures drawn (the rest are copies)")
     parser.add_argument("--workers", type=int, default=2, help="DirectRunner workers")
-    parser.add_argument("--mode", default="multi_processing",
+    parser.add_argument("--mode", default="multi_threading",
                         choices=("multi_processing", "multi_threading", "in_memory"),
                         help="DirectRunner running mode of the ExampleGen run")
     args = parser.parse_args()

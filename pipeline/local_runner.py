@@ -69,11 +69,21 @@ class RunSummary:
 LOCAL_WORKER_ENVIRONMENT_FLAG = "--sdk_container_image=local-python-environment"
 
 
-# The Evaluator runs in-memory: TFMA on multi-processing DirectRunner starts workers that each load
-# the model again, while in-memory inference already uses every core through TensorFlow. Measured
-# with benchmarks/bench_eval.py on 2 cores: 64 examples 5.4 s in-memory vs 12.2 s multi-processing,
-# 256 examples 8.2 s vs 14.7 s.
+# Components whose DirectRunner mode differs from the pipeline's, measured on 2 cores:
+# - the Evaluator runs in-memory: TFMA on multi-processing DirectRunner starts workers that each load
+#   the model again, while in-memory inference already uses every core through TensorFlow
+#   (benchmarks/bench_eval.py: 64 examples 5.4 s in-memory vs 12.2 s multi-processing, 256: 8.0 vs 14.0 s);
+# - the ExampleGen runs multi-threaded: image decoding and zlib release the GIL, and no worker process
+#   has to start and import TensorFlow (benchmarks/bench_ingest.py, 1500 VOC-size pairs: 7.0 s
+#   multi-threaded vs 15.8 s multi-processing; fixed cost 1.6 s vs 10 s).
 EVALUATOR_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+def component_beam_pipeline_args(config: PipelineConfig) -> dict[str, tuple[str, ...]]:
+    """Per-component Beam arguments that override the pipeline-wide ones in local runs."""
+    workers = config.runtime.beam_workers or os.cpu_count() or 1
+    return {"Evaluator": EVALUATOR_BEAM_ARGS,
+            "SegmentationExampleGen": ("--direct_running_mode=multi_threading", f"--direct_num_workers={workers}")}
 
 
 def beam_pipeline_args(config: PipelineConfig) -> list[str]:
@@ -107,7 +117,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(output / "metadata.sqlite")),
         beam_pipeline_args=beam_pipeline_args(config),
-        component_beam_pipeline_args={"Evaluator": EVALUATOR_BEAM_ARGS})
+        component_beam_pipeline_args=component_beam_pipeline_args(config))
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
     tfx.orchestration.LocalDagRunner().run(pipeline)
     return summarize(output, str(data_dir), tracking_uri, config.runtime.mlflow_experiment or config.runtime.pipeline_name)

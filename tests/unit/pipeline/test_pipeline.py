@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from components.core import sample_data
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.local_runner import EVALUATOR_BEAM_ARGS, LOCAL_WORKER_ENVIRONMENT_FLAG, beam_pipeline_args
+from pipeline.local_runner import (EVALUATOR_BEAM_ARGS, LOCAL_WORKER_ENVIRONMENT_FLAG, beam_pipeline_args,
+                                  component_beam_pipeline_args)
 from pipeline.pipeline import create_pipeline
 
 
@@ -34,5 +35,8 @@ def test_local_beam_arguments_use_every_core_and_skip_the_tfx_package_build():
     config = load_config(DEFAULT_CONFIG, ["runtime.beam_workers=3"])
     assert beam_pipeline_args(config) == ["--direct_running_mode=multi_processing", "--direct_num_workers=3",
                                           LOCAL_WORKER_ENVIRONMENT_FLAG]
+    assert component_beam_pipeline_args(config) == {
+        "Evaluator": EVALUATOR_BEAM_ARGS,
+        "SegmentationExampleGen": ("--direct_running_mode=multi_threading", "--direct_num_workers=3")}
     in_memory = load_config(DEFAULT_CONFIG, ["runtime.beam_mode=in_memory"])
     assert beam_pipeline_args(in_memory)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
