@@ -22,7 +22,6 @@ from typing import Iterator
 import apache_beam as beam
 import numpy as np
 from PIL import Image
-from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.utils import util
 

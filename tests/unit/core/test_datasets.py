@@ -7,7 +7,6 @@ provided labelTrainIds on exactly 77 pixels. Generated datasets and hand-broken 
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 
