@@ -137,17 +137,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with strategy.scope():
         model = build_model(config, label_map.num_classes)
 
-    checkpoint_dir = os.path.join(fn_args.model_run_dir, "checkpoints")
+    best_weights = os.path.join(fn_args.model_run_dir, "checkpoints", "best.weights")
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoint_dir, "best.weights"), monitor="val_miou",
+        keras.callbacks.ModelCheckpoint(best_weights, monitor="val_miou",
                                         mode="max", save_best_only=True, save_weights_only=True),
         keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, "logs"), update_freq="epoch"),
     ]
     history = model.fit(train_data, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
                         validation_data=eval_data, validation_steps=training.eval_steps,
                         callbacks=callbacks, verbose=2)
-    best_weights = os.path.join(checkpoint_dir, "best.weights")
     if tf.io.gfile.exists(best_weights + ".index"):
         model.load_weights(best_weights)
         logger.info("Restored the weights of the epoch with the best validation mIoU")
