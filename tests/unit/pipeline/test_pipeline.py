@@ -40,3 +40,18 @@ def test_local_beam_arguments_use_every_core_and_skip_the_tfx_package_build():
         "SegmentationExampleGen": ("--direct_running_mode=multi_threading", "--direct_num_workers=3")}
     in_memory = load_config(DEFAULT_CONFIG, ["runtime.beam_mode=in_memory"])
     assert beam_pipeline_args(in_memory)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def test_every_shipped_config_builds_a_pipeline_on_its_generated_data(tmp_path):
+    from pipeline.config import CONFIGS_DIR
+    from pipeline.local_runner import generate_synthetic_data
+
+    configs = sorted(CONFIGS_DIR.glob("*.yaml"))
+    assert {path.name for path in configs} >= {"voc_unet.yaml", "cityscapes_unet.yaml"}
+    for path in configs:
+        config = load_config(path, ["data.synthetic_images=4"])
+        data_root = generate_synthetic_data(config, tmp_path / path.stem)
+        pipeline = create_pipeline(config, data_dir=str(data_root), pipeline_root=str(tmp_path / "root"),
+                                   serving_model_dir=str(tmp_path / "serving"), tracking_uri="sqlite:///x.db")
+        example_gen = next(c for c in pipeline.components if c.id == "SegmentationExampleGen")
+        assert example_gen.split_names == tuple(config.data.splits), path.name
