@@ -99,6 +99,16 @@ def _check_integer_mask(mask: np.ndarray, what: str) -> None:
         )
 
 
+def _check_keys(mapping: Mapping[str, Any], known: set[str], required: set[str], where: str) -> None:
+    """Raises ValueError naming the unknown or missing keys of a parsed JSON object."""
+    unknown_keys = set(mapping) - known
+    if unknown_keys:
+        raise ValueError(f"unknown keys {sorted(unknown_keys)} {where}")
+    missing_keys = required - set(mapping)
+    if missing_keys:
+        raise ValueError(f"missing keys {sorted(missing_keys)} {where}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Label:
     """One raw label of a dataset, as listed in its label-map file.
@@ -137,13 +147,8 @@ class Label:
         Raises:
             ValueError: If keys are missing or unknown, or a value is out of range.
         """
-        known_keys = {field.name for field in dataclasses.fields(cls)}
-        unknown_keys = set(entry) - known_keys
-        if unknown_keys:
-            raise ValueError(f"unknown keys {sorted(unknown_keys)} in label entry {dict(entry)!r}")
-        missing_keys = {"name", "id", "train_id", "color"} - set(entry)
-        if missing_keys:
-            raise ValueError(f"missing keys {sorted(missing_keys)} in label entry {dict(entry)!r}")
+        _check_keys(entry, known={field.name for field in dataclasses.fields(cls)},
+                    required={"name", "id", "train_id", "color"}, where=f"in label entry {dict(entry)!r}")
         return cls(**entry)
 
 
@@ -212,12 +217,8 @@ class LabelMap:
         Raises:
             ValueError: If the document has missing or unknown keys or inconsistent labels.
         """
-        unknown_keys = set(document) - _LABEL_MAP_KEYS
-        if unknown_keys:
-            raise ValueError(f"unknown keys in label map document: {sorted(unknown_keys)}")
-        missing_keys = {"name", "ignore_label", "ignore_color", "labels"} - set(document)
-        if missing_keys:
-            raise ValueError(f"missing keys in label map document: {sorted(missing_keys)}")
+        _check_keys(document, known=_LABEL_MAP_KEYS, required={"name", "ignore_label", "ignore_color", "labels"},
+                    where="in label map document")
         return cls(
             name=document["name"],
             labels=tuple(Label.from_dict(entry) for entry in document["labels"]),
