@@ -95,12 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_sample_data(args) -> int:
     from components.core import sample_data
 
-    if args.format == "voc":
-        summary = sample_data.write_voc_dataset(args.out, num_images=args.images or 24, size=args.size or (64, 64),
-                                                seed=args.seed)
-    else:
-        summary = sample_data.write_cityscapes_dataset(args.out, num_images=args.images or 6,
-                                                       size=args.size or (128, 64), seed=args.seed)
+    summary = sample_data.write_dataset(args.format, args.out, num_images=args.images, size=args.size, seed=args.seed)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

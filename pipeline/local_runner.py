@@ -124,14 +124,9 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
 
 
 def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
-    """Writes the configured synthetic dataset under `target` (once) and returns its root."""
-    size = tuple(config.data.synthetic_size)
-    if config.data.format == "voc":
-        summary = sample_data.write_voc_dataset(target, num_images=config.data.synthetic_images, size=size,
-                                                seed=config.data.seed)
-    else:
-        summary = sample_data.write_cityscapes_dataset(target, num_images=config.data.synthetic_images,
-                                                       size=size, seed=config.data.seed)
+    """Writes the configured synthetic dataset under `target` and returns its root."""
+    summary = sample_data.write_dataset(config.data.format, target, num_images=config.data.synthetic_images,
+                                        size=config.data.synthetic_size, seed=config.data.seed)
     logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
     return Path(summary["root"])
 

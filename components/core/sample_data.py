@@ -560,3 +560,37 @@ def write_cityscapes_dataset(
             name for train_id, name in enumerate(cityscapes.class_names) if train_id in present_train_ids
         ],
     }
+
+
+def write_dataset(
+    dataset_format: str,
+    out_dir: str | pathlib.Path,
+    num_images: int | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Writes the synthetic dataset of one layout, ``"voc"`` or ``"cityscapes"``.
+
+    Args:
+        dataset_format: ``"voc"`` (:func:`write_voc_dataset`) or ``"cityscapes"``
+            (:func:`write_cityscapes_dataset`).
+        out_dir: Output folder.
+        num_images: Number of images; None keeps that writer's default.
+        size: (width, height); None keeps that writer's default.
+        seed: Seed of the generator.
+
+    Returns:
+        The writer's summary.
+
+    Raises:
+        ValueError: If the format is unknown.
+    """
+    writers = {"voc": write_voc_dataset, "cityscapes": write_cityscapes_dataset}
+    if dataset_format not in writers:
+        raise ValueError(f"unknown dataset format {dataset_format!r} (known: {', '.join(writers)})")
+    options = {"seed": seed}
+    if num_images is not None:
+        options["num_images"] = num_images
+    if size is not None:
+        options["size"] = tuple(size)
+    return writers[dataset_format](out_dir, **options)

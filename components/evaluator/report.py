@@ -18,22 +18,14 @@ from tfx import v1 as tfx
 from tfx.types import artifact, standard_artifacts
 
 from components.core import features
+from components.core.examples import decode_mask_png, parsing_feature_spec
 from components.core.label_maps import LabelMap, load_label_map
 from components.core.metrics import resize_nearest
 from components.core.reports import write_evaluation_report, write_overlay
 from components.evaluator.eval_config import load_metrics_by_slice
-from components.evaluator.segmentation_metrics import decode_mask, result_from_metrics
+from components.evaluator.segmentation_metrics import result_from_metrics
 
 OVERLAYS_DIR = "overlays"
-_RAW_FEATURES = {
-    features.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
-    features.MASK_ENCODED: tf.io.FixedLenFeature([], tf.string),
-    features.IMAGE_ID: tf.io.FixedLenFeature([], tf.string),
-    features.DATASET: tf.io.FixedLenFeature([], tf.string),
-    features.SPLIT: tf.io.FixedLenFeature([], tf.string),
-    features.CITY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-    features.CLASSES_PRESENT: tf.io.VarLenFeature(tf.int64),
-}
 
 
 class SegmentationReport(artifact.Artifact):
@@ -62,8 +54,9 @@ def select_examples(files: list[str], model, label_map: LabelMap, per_slice: int
     """Yields (serialized, parsed example, slice folders) for the first `per_slice` examples of each slice value."""
     taken: dict[str, int] = {}
     slice_fn = model.signatures["slice_features"]
+    feature_spec = parsing_feature_spec()
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        parsed = tf.io.parse_single_example(serialized, _RAW_FEATURES)
+        parsed = tf.io.parse_single_example(serialized, feature_spec)
         bucket = slice_fn(examples=tf.reshape(serialized, [1]))[features.SIZE_BUCKET].numpy()[0].decode()
         wanted = [value for value in slice_values(parsed, bucket, label_map) if taken.get(value, 0) < per_slice]
         if wanted:
@@ -79,7 +72,7 @@ def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_di
     written = 0
     for serialized, parsed, folders in select_examples(files, model, label_map, per_slice):
         image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))
-        ground_truth = decode_mask(parsed[features.MASK_ENCODED].numpy())
+        ground_truth = decode_mask_png(parsed[features.MASK_ENCODED].numpy())
         prediction = serve(examples=tf.reshape(serialized, [1]))[features.CLASS_IDS].numpy()[0]
         prediction = resize_nearest(prediction.astype(np.uint8), ground_truth.shape)
         name = re.sub(r"[^\w.-]", "_", parsed[features.IMAGE_ID].numpy().decode()) + ".png"

@@ -16,16 +16,15 @@ value are left out, not reported as 0), and the `confusion_matrix` itself (an ar
 
 from __future__ import annotations
 
-import io
 from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
-from PIL import Image
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.utils import util
 
 from components.core import features
+from components.core.examples import decode_mask_png
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
 
@@ -36,11 +35,9 @@ PER_CLASS_METRICS = {"iou": "per_class_iou", "dice": "per_class_dice", "hd": "pe
 CONFUSION_MATRIX = "confusion_matrix"
 
 
-def decode_mask(encoded) -> np.ndarray:
-    """Decodes a class-index PNG (bytes, or a numpy array holding one bytes value) to a 2-D array."""
-    if isinstance(encoded, np.ndarray):
-        encoded = encoded.reshape(-1)[0]
-    return np.asarray(Image.open(io.BytesIO(encoded)))
+def _single_bytes(value) -> bytes:
+    """TFMA's features hold one-value features as numpy arrays: the bytes inside."""
+    return value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
 
 
 def flatten_result(result: dict, class_names) -> dict[str, float]:
@@ -90,7 +87,7 @@ class OriginalResolutionPreprocessor(metric_types.Preprocessor):
 
     def process(self, extracts) -> Iterator[metric_types.StandardMetricInputs]:
         extracts = util.StandardExtracts(extracts)
-        ground_truth = decode_mask(extracts.get_features()[features.MASK_ENCODED])
+        ground_truth = decode_mask_png(_single_bytes(extracts.get_features()[features.MASK_ENCODED]))
         prediction = extracts.get_predictions(self._model_name)
         if isinstance(prediction, dict):
             prediction = prediction[features.CLASS_IDS]

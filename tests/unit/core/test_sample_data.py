@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from components.core.label_maps import load_label_map
-from components.core.sample_data import write_cityscapes_dataset, write_voc_dataset
+from components.core.sample_data import write_cityscapes_dataset, write_dataset, write_voc_dataset
 
 # Real Cityscapes cities (cityscapesScripts' split lists).
 CITYSCAPES_TRAIN_CITIES = {
@@ -293,3 +293,11 @@ def test_cityscapes_content_is_learnable(tmp_path):
 
     chance = 1 / len(summary["classes"])
     assert nearest_centroid_mean_accuracy(pairs("train"), pairs("val")) > max(0.5, 3 * chance)
+
+
+def test_write_dataset_dispatches_by_format_and_keeps_writer_defaults(tmp_path):
+    summary = write_dataset("cityscapes", tmp_path / "cs", num_images=2)
+    assert sum(summary["counts"].values()) == 2
+    assert write_dataset("voc", tmp_path / "voc", size=(32, 24))["counts"]["trainval"] == 24
+    with pytest.raises(ValueError, match="unknown dataset format 'coco'"):
+        write_dataset("coco", tmp_path / "coco")
