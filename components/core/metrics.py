@@ -53,6 +53,21 @@ def _check_num_classes(num_classes: int) -> int:
     return int(num_classes)
 
 
+class InvalidClassMapError(ValueError):
+    """A class-id map holding ids outside the allowed range.
+
+    Attributes:
+        side: ``"gt"`` or ``"pred"``: which map of the pair holds them.
+    """
+
+    def __init__(self, side: str, message: str):
+        super().__init__(message)
+        self.side = side
+
+    def __reduce__(self):
+        return InvalidClassMapError, (self.side, str(self))
+
+
 def _check_class_map(array: np.ndarray, name: str) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
@@ -78,8 +93,9 @@ def _validate_pair(
 
     Raises:
         TypeError: when either map is not an integer array.
-        ValueError: on a shape mismatch, a ground-truth id outside ``[0, num_classes)`` and not the
-            ignore label, or a predicted id outside ``[0, num_classes)`` (on any pixel).
+        ValueError: on a shape mismatch.
+        InvalidClassMapError: a ground-truth id outside ``[0, num_classes)`` and not the ignore label,
+            or a predicted id outside ``[0, num_classes)`` (on any pixel).
     """
     gt = _check_class_map(gt, "gt")
     pred = _check_class_map(pred, "pred")
@@ -95,11 +111,12 @@ def _validate_pair(
         bad_gt &= ~ignored
     if bad_gt.any():
         allowed = f"[0, {num_classes})" + (f" or the ignore label {ignore_label}" if ignore_label is not None else "")
-        raise ValueError(f"gt holds ids outside {allowed}: {_invalid_ids_message(gt[bad_gt])}")
+        raise InvalidClassMapError("gt", f"gt holds ids outside {allowed}: {_invalid_ids_message(gt[bad_gt])}")
 
     bad_pred = (pred < 0) | (pred >= num_classes)
     if bad_pred.any():
-        raise ValueError(f"pred holds ids outside [0, {num_classes}): {_invalid_ids_message(pred[bad_pred])}")
+        raise InvalidClassMapError(
+            "pred", f"pred holds ids outside [0, {num_classes}): {_invalid_ids_message(pred[bad_pred])}")
     valid = None if ignored is None else ~ignored
     return gt, pred, valid
 

@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from components.core.label_maps import NO_ID, LabelMap, load_label_map
-from components.core.metrics import IGNORE_LABEL, SegmentationEvaluator
+from components.core.metrics import IGNORE_LABEL, InvalidClassMapError, SegmentationEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -326,10 +326,6 @@ def _classes(fmt: str, num_classes: int | None) -> tuple[LabelMap | None, list[s
     return label_map, list(label_map.class_names), label_map.ignore_label
 
 
-def _has_ids_outside(ids: np.ndarray, num_classes: int) -> bool:
-    return bool(ids.size) and (int(ids.min()) < 0 or int(ids.max()) >= num_classes)
-
-
 def _score_pair(evaluator: SegmentationEvaluator, pair: ScoringPair, gt: np.ndarray, pred: np.ndarray) -> None:
     """Adds one pair to the evaluator, turning its errors into ScoringErrors that name the file at fault."""
     if pred.shape != gt.shape:
@@ -340,9 +336,8 @@ def _score_pair(evaluator: SegmentationEvaluator, pair: ScoringPair, gt: np.ndar
         )
     try:
         evaluator.add(gt, pred)
-    except ValueError as error:
-        # The evaluator's message says which side holds which bad ids; name the file it came from.
-        at_fault = pair.pred_path if _has_ids_outside(pred, evaluator.confusion.num_classes) else pair.gt_path
+    except InvalidClassMapError as error:
+        at_fault = pair.pred_path if error.side == "pred" else pair.gt_path
         other = pair.gt_path if at_fault == pair.pred_path else pair.pred_path
         raise ScoringError(at_fault, f"{error} (paired with {other})") from None
 

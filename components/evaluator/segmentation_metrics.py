@@ -70,6 +70,11 @@ def result_from_metrics(flat: dict, class_names) -> dict:
 EXAMPLE_SCORES_KEY = "segpipe_example_scores"
 
 
+def new_evaluator(label_map: str, hausdorff: bool) -> SegmentationEvaluator:
+    """An empty evaluator for the classes of `label_map`."""
+    return SegmentationEvaluator(load_label_map(label_map).num_classes, compute_hausdorff=hausdorff)
+
+
 class OriginalResolutionPreprocessor(metric_types.Preprocessor):
     """Scores one example of one model at the label resolution, once, before TFMA fans it out to slices.
 
@@ -93,7 +98,7 @@ class OriginalResolutionPreprocessor(metric_types.Preprocessor):
             prediction = prediction[features.CLASS_IDS]
         prediction = np.asarray(prediction)
         prediction = resize_nearest(prediction.reshape(prediction.shape[-2:]), ground_truth.shape)
-        scores = SegmentationEvaluator(load_label_map(self._label_map).num_classes, compute_hausdorff=self._hausdorff)
+        scores = new_evaluator(self._label_map, self._hausdorff)
         scores.add(ground_truth, prediction)
         yield metric_types.StandardMetricInputs({EXAMPLE_SCORES_KEY: scores})
 
@@ -107,7 +112,7 @@ class _SegmentationCombiner(beam.CombineFn):
         self._hausdorff = hausdorff
 
     def create_accumulator(self) -> SegmentationEvaluator:
-        return SegmentationEvaluator(load_label_map(self._label_map).num_classes, compute_hausdorff=self._hausdorff)
+        return new_evaluator(self._label_map, self._hausdorff)
 
     def add_input(self, accumulator: SegmentationEvaluator, element) -> SegmentationEvaluator:
         return accumulator.merge(element[EXAMPLE_SCORES_KEY])

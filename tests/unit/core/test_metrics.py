@@ -502,3 +502,18 @@ def test_miou_agrees_with_cityscapesscripts(
         "truck", "bus", "train", "motorcycle", "bicycle"
     ]
     assert scores["miou"] == pytest.approx(reference_miou, abs=1e-6)
+
+
+def test_invalid_ids_say_which_map_holds_them_and_survive_pickling() -> None:
+    import pickle
+
+    from components.core.metrics import InvalidClassMapError
+
+    with pytest.raises(InvalidClassMapError) as raised:
+        confusion_matrix(np.array([[0, 1]]), np.array([[0, 5]]), num_classes=3)
+    assert raised.value.side == "pred"
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (copy.side, str(copy)) == ("pred", str(raised.value))
+    with pytest.raises(InvalidClassMapError) as raised:
+        confusion_matrix(np.array([[7, 1]]), np.array([[0, 1]]), num_classes=3)
+    assert raised.value.side == "gt"
