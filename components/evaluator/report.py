@@ -21,6 +21,7 @@ from components.core import features
 from components.core.examples import decode_mask_png, parsing_feature_spec
 from components.core.label_maps import LabelMap, load_label_map
 from components.core.metrics import resize_nearest
+from components.core.preprocessing import size_bucket
 from components.core.reports import write_evaluation_report, write_overlay
 from components.evaluator.eval_config import load_metrics_by_slice
 from components.evaluator.segmentation_metrics import result_from_metrics
@@ -50,14 +51,13 @@ def slice_values(parsed: dict, size_bucket: str, label_map: LabelMap) -> list[st
     return ["all"] + values
 
 
-def select_examples(files: list[str], model, label_map: LabelMap, per_slice: int) -> Iterator[tuple]:
+def select_examples(files: list[str], label_map: LabelMap, per_slice: int) -> Iterator[tuple]:
     """Yields (serialized, parsed example, slice folders) for the first `per_slice` examples of each slice value."""
     taken: dict[str, int] = {}
-    slice_fn = model.signatures["slice_features"]
     feature_spec = parsing_feature_spec()
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         parsed = tf.io.parse_single_example(serialized, feature_spec)
-        bucket = slice_fn(examples=tf.reshape(serialized, [1]))[features.SIZE_BUCKET].numpy()[0].decode()
+        bucket = size_bucket(parsed[features.IMAGE_HEIGHT], parsed[features.IMAGE_WIDTH]).numpy()[0].decode()
         wanted = [value for value in slice_values(parsed, bucket, label_map) if taken.get(value, 0) < per_slice]
         if wanted:
             for value in wanted:
@@ -70,7 +70,7 @@ def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_di
     model = tf.saved_model.load(model_dir)
     serve = model.signatures["serving_default"]
     written = 0
-    for serialized, parsed, folders in select_examples(files, model, label_map, per_slice):
+    for serialized, parsed, folders in select_examples(files, label_map, per_slice):
         image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))
         ground_truth = decode_mask_png(parsed[features.MASK_ENCODED].numpy())
         prediction = serve(examples=tf.reshape(serialized, [1]))[features.CLASS_IDS].numpy()[0]
