@@ -1,7 +1,8 @@
 """Framework-free semantic-segmentation metrics: confusion matrix, IoU, Dice, pixel accuracy, Hausdorff.
 
 Everything here works on numpy class-id maps (2-D integer arrays, rows x columns) and imports only
-numpy and scipy, so the same code serves the TFMA adapters, the benchmarks and the unit tests.
+numpy, scipy and OpenCV (for its distance transform), so the same code serves the TFMA adapters,
+the benchmarks, ``segpipe score`` and the unit tests.
 
 Conventions:
     * Ground truth ``gt`` and prediction ``pred`` are class-id maps of equal shape. Valid ids are
@@ -12,8 +13,9 @@ Conventions:
     * A class whose score is undefined (absent from both ground truth and prediction) is reported as
       ``None`` and left out of the means; it is never counted as 0 or 1.
     * Hausdorff distances follow the medical-imaging convention of ``medpy.metric.binary.hd`` /
-      ``hd95`` (boundaries from a 4-connected erosion, nearest-boundary Euclidean distances, HD95 as the
-      95th percentile of both directions pooled) and agree with medpy exactly.
+      ``hd95`` (boundaries from a 4-connected erosion, nearest-boundary Euclidean distances read from a
+      distance transform, HD95 as the 95th percentile of both directions pooled) and agree with medpy
+      exactly.
 
 Main entry points:
     :func:`confusion_matrix`, :class:`ConfusionMatrix`, :func:`scores_from_confusion`,
@@ -24,22 +26,20 @@ Main entry points:
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Sequence
 
+import cv2
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 IGNORE_LABEL = 255
 """Ground-truth id of pixels excluded from evaluation (VOC void, Cityscapes trainId 255)."""
 
-DistanceMethod = Literal["auto", "kdtree", "edt"]
+_OPENCV_EXACT_SQUARED_DISTANCE_LIMIT = 2**22
+"""Squared distances (px^2) below which OpenCV's float32 distance transform rounds back exactly.
 
-# Measured on this project's 2-core machine: nearest-neighbour queries in a k-d tree cost about
-# 0.6-0.85 us per boundary point (build and query, both directions); two scipy Euclidean distance
-# transforms cost about 0.10-0.13 us per pixel of the cropped window. The k-d tree is therefore used
-# unless the boundaries hold more than one point per this many pixels (only very noisy masks do).
-_PIXELS_PER_BOUNDARY_POINT_FOR_EDT = 6
+float32 holds sqrt(n) to 24 bits; below 2048 px two consecutive integers n never share a float32
+root, so rounding the square recovers n (tested against scipy's float64 transform on random masks)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,56 +405,42 @@ def _pixel_coordinates(mask: np.ndarray) -> np.ndarray:
     return np.column_stack((rows, cols))
 
 
-def _euclidean_lengths(offsets: np.ndarray, spacing: np.ndarray | None) -> np.ndarray:
-    """``sqrt((dy * sy)^2 + (dx * sx)^2)`` in the same operation order as scipy's EDT."""
-    offsets = offsets.astype(np.float64)
-    if spacing is not None:
-        offsets *= spacing
-    np.multiply(offsets, offsets, out=offsets)
-    return np.sqrt(offsets[:, 0] + offsets[:, 1])
+def _distance_transform_at(points: np.ndarray, target_boundary: np.ndarray, spacing: np.ndarray | None) -> np.ndarray:
+    """Euclidean distance transform of ``~target_boundary`` read at ``points`` (float64).
 
-
-def _nearest_by_kdtree(
-    query_points: np.ndarray, target_points: np.ndarray, spacing: np.ndarray | None
-) -> np.ndarray:
-    """For each query point, the coordinates of its nearest target point (Euclidean, with spacing)."""
-    scale = 1.0 if spacing is None else spacing
-    tree = cKDTree(target_points * scale, balanced_tree=False, compact_nodes=False)
-    _, nearest_index = tree.query(query_points * scale)
-    return target_points[nearest_index]
-
-
-def _nearest_by_edt(
-    query_points: np.ndarray, target_boundary: np.ndarray, spacing: np.ndarray | None
-) -> np.ndarray:
-    """Same as :func:`_nearest_by_kdtree`, from the feature transform of ``~target_boundary``."""
-    nearest_feature = ndimage.distance_transform_edt(
-        ~target_boundary, sampling=spacing, return_distances=False, return_indices=True
-    )
-    return nearest_feature[:, query_points[:, 0], query_points[:, 1]].T
+    With unit pixels this is OpenCV's exact transform (``cv2.DIST_L2`` with ``cv2.DIST_MASK_PRECISE``,
+    Felzenszwalb and Huttenlocher's algorithm), which returns float32 distances: every squared
+    distance between pixel centres is an integer, so ``sqrt(rint(d * d))`` restores the float64
+    value scipy and medpy compute, as long as it is below :data:`_OPENCV_EXACT_SQUARED_DISTANCE_LIMIT`.
+    Beyond that (boundaries over 2048 px apart), and for non-unit spacing, scipy's transform is used.
+    """
+    if spacing is None:
+        distances = cv2.distanceTransform((~target_boundary).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        sampled = distances[points[:, 0], points[:, 1]].astype(np.float64)
+        squared = np.rint(np.multiply(sampled, sampled, out=sampled), out=sampled)
+        if squared.max() < _OPENCV_EXACT_SQUARED_DISTANCE_LIMIT:
+            return np.sqrt(squared, out=squared)
+    distances = ndimage.distance_transform_edt(~target_boundary, sampling=spacing)
+    return distances[points[:, 0], points[:, 1]]
 
 
 def boundary_distances(
     mask_a: np.ndarray,
     mask_b: np.ndarray,
     spacing: float | Sequence[float] | None = None,
-    method: DistanceMethod = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances from each boundary pixel of one mask to the nearest boundary pixel of the other.
 
     ``d_ab = { min_{q in ∂B} ||p - q|| : p in ∂A }`` and ``d_ba`` symmetrically, where ``∂X`` is
-    :func:`mask_boundary` of ``X`` and ``||.||`` the Euclidean norm with per-axis ``spacing``. These
-    are exactly the values medpy reads from ``distance_transform_edt(~∂B)`` at ``∂A``, in the same
-    (row-major) order. Only the bounding box of both masks is processed, and the nearest boundary
-    pixel is found with a k-d tree over the boundary pixels (cost proportional to the boundary
-    length, not the image area) or, for very noisy masks whose boundaries fill a large part of the
-    box, with the scipy feature transform; both give the same nearest distance.
+    :func:`mask_boundary` of ``X`` and ``||.||`` the Euclidean norm with per-axis ``spacing``. As in
+    medpy, they are read from the Euclidean distance transform of ``~∂B`` at ``∂A`` (and of ``~∂A``
+    at ``∂B``), in row-major order, with the same float64 values. Only the bounding box of both masks
+    is transformed, and boundary pixels shared by both masks (distance 0) are not looked up.
 
     Args:
         mask_a: 2-D mask (non-zero = object).
         mask_b: 2-D mask of the same shape.
         spacing: Pixel size along (rows, columns), or one number for both; ``None`` means 1.
-        method: ``"kdtree"``, ``"edt"``, or ``"auto"`` to pick the cheaper one.
 
     Returns:
         ``(d_ab, d_ba)``, two ``float64`` arrays (lengths = boundary pixel counts of A and B).
@@ -470,48 +456,30 @@ def boundary_distances(
     for name, mask in (("first", mask_a), ("second", mask_b)):
         if not mask.any():
             raise ValueError(f"the {name} mask is empty: boundary distances are undefined")
-    if method not in ("auto", "kdtree", "edt"):
-        raise ValueError(f"method must be 'auto', 'kdtree' or 'edt', got {method!r}")
 
     # Outside the bounding box both masks are background, so erosion (background border) and the
-    # nearest-boundary search give the same results on the crop as on the whole image.
+    # distance transform give the same results on the crop as on the whole image.
     window = _union_bounding_box(mask_a, mask_b)
     boundary_a = mask_boundary(mask_a[window])
     boundary_b = mask_boundary(mask_b[window])
-    points_a = _pixel_coordinates(boundary_a)
-    points_b = _pixel_coordinates(boundary_b)
-
-    if method == "auto":
-        dense = (len(points_a) + len(points_b)) * _PIXELS_PER_BOUNDARY_POINT_FOR_EDT > boundary_a.size
-        method = "edt" if dense else "kdtree"
     return (
-        _distances_to_boundary(points_a, boundary_b, points_b, spacing, method),
-        _distances_to_boundary(points_b, boundary_a, points_a, spacing, method),
+        _distances_to_boundary(_pixel_coordinates(boundary_a), boundary_b, spacing),
+        _distances_to_boundary(_pixel_coordinates(boundary_b), boundary_a, spacing),
     )
 
 
 def _distances_to_boundary(
-    query_points: np.ndarray,
-    target_boundary: np.ndarray,
-    target_points: np.ndarray,
-    spacing: np.ndarray | None,
-    method: Literal["kdtree", "edt"],
+    query_points: np.ndarray, target_boundary: np.ndarray, spacing: np.ndarray | None
 ) -> np.ndarray:
     """Distance from each query point to the nearest pixel of ``target_boundary``.
 
-    Query points lying on the target boundary are at distance exactly 0 and skip the search (for a
-    good prediction most boundary pixels coincide with the ground-truth boundary).
+    Query points lying on the target boundary are at distance exactly 0 and skip the transform (for
+    a perfect prediction no transform is computed at all).
     """
     distances = np.zeros(len(query_points), dtype=np.float64)
     off_target = ~target_boundary[query_points[:, 0], query_points[:, 1]]
-    if not off_target.any():
-        return distances
-    searched_points = query_points[off_target]
-    if method == "kdtree":
-        nearest = _nearest_by_kdtree(searched_points, target_points, spacing)
-    else:
-        nearest = _nearest_by_edt(searched_points, target_boundary, spacing)
-    distances[off_target] = _euclidean_lengths(nearest - searched_points, spacing)
+    if off_target.any():
+        distances[off_target] = _distance_transform_at(query_points[off_target], target_boundary, spacing)
     return distances
 
 
@@ -519,7 +487,6 @@ def hausdorff_distances(
     gt_mask: np.ndarray,
     pred_mask: np.ndarray,
     spacing: float | Sequence[float] | None = None,
-    method: DistanceMethod = "auto",
 ) -> tuple[float, float]:
     """Hausdorff distance and its 95th percentile between the boundaries of two binary masks.
 
@@ -534,7 +501,6 @@ def hausdorff_distances(
         gt_mask: 2-D ground-truth mask (non-zero = object).
         pred_mask: 2-D predicted mask of the same shape.
         spacing: Pixel size along (rows, columns), or one number for both; ``None`` means 1.
-        method: Nearest-boundary search, see :func:`boundary_distances`.
 
     Returns:
         ``(hd, hd95)`` as Python floats, in units of ``spacing`` (pixels by default).
@@ -542,7 +508,7 @@ def hausdorff_distances(
     Raises:
         ValueError: when either mask is empty (the distance is undefined), or on bad shapes/spacing.
     """
-    distances_gt_to_pred, distances_pred_to_gt = boundary_distances(gt_mask, pred_mask, spacing, method)
+    distances_gt_to_pred, distances_pred_to_gt = boundary_distances(gt_mask, pred_mask, spacing)
     hd = max(distances_gt_to_pred.max(), distances_pred_to_gt.max())
     hd95 = np.percentile(np.concatenate((distances_gt_to_pred, distances_pred_to_gt)), 95)
     return float(hd), float(hd95)

@@ -276,18 +276,41 @@ def test_boundary_is_mask_xor_4_connected_erosion() -> None:
 
 
 @pytest.mark.parametrize("spacing", [None, (1.0, 1.0), (0.7, 1.3), 2.5])
-def test_kdtree_and_edt_searches_equal_the_full_image_distance_transform(spacing) -> None:
-    """Both nearest-boundary searches equal EDT(~boundary_b)[boundary_a] on the uncropped image."""
+def test_boundary_distances_equal_the_full_image_distance_transform(spacing) -> None:
+    """The cropped transform equals scipy's EDT(~boundary_b)[boundary_a] on the uncropped image."""
     for seed, sigma in [(0, 4.0), (1, 0.0), (2, 1.5)]:
         gt, pred = _random_blob_masks(seed, (48, 64), sigma)
         sampling = None if spacing is None else np.broadcast_to(spacing, (2,))
         border_gt, border_pred = mask_boundary(gt), mask_boundary(pred)
         reference_gt = ndimage.distance_transform_edt(~border_pred, sampling=sampling)[border_gt]
         reference_pred = ndimage.distance_transform_edt(~border_gt, sampling=sampling)[border_pred]
-        for method in ("kdtree", "edt", "auto"):
-            distances_gt, distances_pred = boundary_distances(gt, pred, spacing, method=method)
-            np.testing.assert_allclose(distances_gt, reference_gt, rtol=0, atol=1e-12)
-            np.testing.assert_allclose(distances_pred, reference_pred, rtol=0, atol=1e-12)
+        distances_gt, distances_pred = boundary_distances(gt, pred, spacing)
+        np.testing.assert_array_equal(distances_gt, reference_gt)
+        np.testing.assert_array_equal(distances_pred, reference_pred)
+
+
+def test_opencv_distances_round_back_to_scipys_float64_values_on_random_masks() -> None:
+    """OpenCV's float32 transform, squared and rounded, gives scipy's exact distances (< 2048 px)."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        height, width = rng.integers(2, 160, size=2)
+        points_a = rng.random((height, width)) < 10 ** rng.uniform(-3.5, -0.5)
+        points_b = rng.random((height, width)) < 10 ** rng.uniform(-3.5, -0.5)
+        points_a[0, 0] = points_b[-1, -1] = True  # the crop is the whole array
+        reference = ndimage.distance_transform_edt(~mask_boundary(points_b))[mask_boundary(points_a)]
+        distances_a, _ = boundary_distances(points_a, points_b)
+        np.testing.assert_array_equal(distances_a, reference)
+
+
+def test_distances_beyond_2048_pixels_stay_exact(medpy_binary) -> None:
+    """Corner-to-corner boundaries 2290 px apart on a 2048x1024 frame: float32 alone would be off."""
+    gt = np.zeros((1024, 2048), dtype=bool)
+    pred = np.zeros_like(gt)
+    gt[:2, :2] = True
+    pred[-2:, -2:] = True
+    hd, _ = hausdorff_distances(gt, pred)
+    assert hd == math.sqrt(1022**2 + 2046**2)
+    assert hd == medpy_binary.hd(pred, gt)
 
 
 # --------------------------------------------------------------------------------------------------
