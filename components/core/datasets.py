@@ -41,6 +41,7 @@ import posixpath
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+import cv2
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -429,27 +430,43 @@ def empty_split_reason(plan: SplitPlan) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 def _read_bytes(path: str, what: str, candidate: PairCandidate) -> bytes:
+    """Reads a whole file; local paths with Python's ``open`` (it releases the GIL while reading,
+    ``tf.io.gfile`` does not, which serialised parallel ingestion threads), others with ``tf.io.gfile``."""
     try:
+        if "://" not in path:
+            with open(path, "rb") as handle:
+                return handle.read()
         with tf.io.gfile.GFile(path, "rb") as handle:
             return handle.read()
-    except tf.errors.NotFoundError:
+    except (FileNotFoundError, tf.errors.NotFoundError):
         raise IngestionError(path, f"{what} file not found", split=candidate.split,
                              example_id=candidate.example_id) from None
 
 
-def _open_image(data: bytes, path: str, what: str, candidate: PairCandidate) -> Image.Image:
-    """Fully decodes image bytes with Pillow, so that truncated files fail here."""
+def _open_image(data: bytes, path: str, what: str, candidate: PairCandidate) -> tuple[Image.Image, tuple[int, int]]:
+    """Fully decodes image bytes with Pillow, so that truncated or corrupt files fail here.
+
+    A JPEG is decoded at 1/8 scale (``Image.draft``): libjpeg still entropy-decodes every block, which
+    is where truncation and corrupt data show, but skips most of the inverse DCT (0.48 instead of
+    0.77 ms for a 500x375 picture). Other formats are decoded at full size.
+
+    Returns:
+        The decoded image and the file's full ``(width, height)``.
+    """
     if examples.sniff_image_format(data) is None:
         raise IngestionError(path, f"{what} is not a JPEG or PNG file", split=candidate.split,
                              example_id=candidate.example_id)
     try:
         image = Image.open(io.BytesIO(data))
+        full_size = image.size
+        if image.format == "JPEG":
+            image.draft(image.mode, (max(1, full_size[0] // 8), max(1, full_size[1] // 8)))
         image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise IngestionError(
             path, f"corrupt or truncated {what} ({error})", split=candidate.split, example_id=candidate.example_id
         ) from None
-    return image
+    return image, full_size
 
 
 def _describe_values(values: Iterable[int]) -> str:
@@ -467,15 +484,9 @@ def _describe_values(values: Iterable[int]) -> str:
     return ", ".join(ranges)
 
 
-def valid_raw_mask_values(label_map: LabelMap) -> np.ndarray:
-    """Returns a 256-entry boolean table: which raw mask values are label ids or the ignore label."""
-    valid = np.zeros(256, dtype=bool)
-    valid[[label.id for label in label_map.labels if label.id >= 0]] = True
-    valid[label_map.ignore_label] = True
-    return valid
-
-
-def mask_to_train_ids(mask_image: Image.Image, label_map: LabelMap, path: str, candidate: PairCandidate) -> np.ndarray:
+def mask_to_train_ids(
+    mask_image: Image.Image, label_map: LabelMap, path: str, candidate: PairCandidate
+) -> tuple[np.ndarray, list[int]]:
     """Converts a decoded mask image to training ids, validating every value.
 
     Index masks ('P' or 'L' mode) hold raw label ids; each must be a label id of the dataset or the
@@ -488,7 +499,8 @@ def mask_to_train_ids(mask_image: Image.Image, label_map: LabelMap, path: str, c
         candidate: The pair, for error messages.
 
     Returns:
-        uint8 array of training ids, shape ``(height, width)``.
+        ``(train_ids, classes_present)``: a uint8 array of training ids, shape ``(height, width)``, and
+        the sorted training ids it holds, the ignore label excluded.
 
     Raises:
         IngestionError: On an unsupported mode, a value that is neither a label id nor the ignore label,
@@ -496,9 +508,9 @@ def mask_to_train_ids(mask_image: Image.Image, label_map: LabelMap, path: str, c
     """
     context = {"split": candidate.split, "example_id": candidate.example_id}
     if mask_image.mode in ("P", "L"):
-        raw = np.asarray(mask_image, dtype=np.uint8)
-        counts = np.bincount(raw.ravel(), minlength=256)
-        invalid = np.flatnonzero((counts > 0) & ~valid_raw_mask_values(label_map))
+        # Pillow's histogram counts the stored indices (not palette colours), without a numpy pass.
+        raw_values = np.flatnonzero(np.asarray(mask_image.histogram()[:256]))
+        invalid = raw_values[~label_map.valid_raw_values[raw_values]]
         if invalid.size:
             shown = ", ".join(str(value) for value in invalid[:_MAX_VALUES_IN_MESSAGE])
             more = f" and {invalid.size - _MAX_VALUES_IN_MESSAGE} more" if invalid.size > _MAX_VALUES_IN_MESSAGE else ""
@@ -509,12 +521,19 @@ def mask_to_train_ids(mask_image: Image.Image, label_map: LabelMap, path: str, c
                 f"({_describe_values(label_ids)}) nor the ignore label {label_map.ignore_label}",
                 **context,
             )
-        return label_map.to_train_ids(raw)
+        raw = np.asarray(mask_image, dtype=np.uint8)
+        lookup = label_map.id_to_train_id
+        train_values = lookup[raw_values]
+        # VOC stores training ids already: skip the per-pixel lookup when it changes no present value.
+        train_ids = raw if (train_values == raw_values).all() else cv2.LUT(raw, lookup)
+        present = np.unique(train_values[train_values != label_map.ignore_label])
+        return train_ids, present.tolist()
     if mask_image.mode in ("RGB", "RGBA") and label_map.name == VOC:
         try:
-            return label_map.rgb_to_train_ids(np.asarray(mask_image))
+            train_ids = label_map.rgb_to_train_ids(np.asarray(mask_image))
         except ValueError as error:
             raise IngestionError(path, f"RGB mask: {error}", **context) from None
+        return train_ids, examples.classes_present(train_ids)
     expected = "a palette or greyscale PNG of class indices, or RGB VOC colours" if label_map.name == VOC else \
         "a greyscale labelIds PNG"
     raise IngestionError(path, f"unsupported mask mode {mask_image.mode!r} (expected {expected})", **context)
@@ -542,23 +561,23 @@ def load_pair(candidate: PairCandidate, label_map: LabelMap) -> examples.Segment
     image_bytes = _read_bytes(candidate.image_path, "image", candidate)
     mask_bytes = _read_bytes(candidate.mask_path, "mask", candidate)
 
-    image = _open_image(image_bytes, candidate.image_path, "image", candidate)
+    image, image_size = _open_image(image_bytes, candidate.image_path, "image", candidate)
     if image.mode not in _IMAGE_MODES:
         raise IngestionError(
             candidate.image_path, f"unsupported image mode {image.mode!r} (expected RGB or greyscale)", **context
         )
-    mask_image = _open_image(mask_bytes, candidate.mask_path, "mask", candidate)
+    mask_image, mask_size = _open_image(mask_bytes, candidate.mask_path, "mask", candidate)
     if mask_image.format != "PNG":
         raise IngestionError(candidate.mask_path, f"mask is {mask_image.format}, not a lossless PNG", **context)
-    if mask_image.size != image.size:
+    if mask_size != image_size:
         raise IngestionError(
             candidate.mask_path,
-            f"mask size {mask_image.size[0]}x{mask_image.size[1]} differs from image size "
-            f"{image.size[0]}x{image.size[1]} ({candidate.image_path})",
+            f"mask size {mask_size[0]}x{mask_size[1]} differs from image size "
+            f"{image_size[0]}x{image_size[1]} ({candidate.image_path})",
             **context,
         )
-    train_ids = mask_to_train_ids(mask_image, label_map, candidate.mask_path, candidate)
-    width, height = image.size
+    train_ids, present = mask_to_train_ids(mask_image, label_map, candidate.mask_path, candidate)
+    width, height = image_size
     return examples.SegmentationExample(
         example_id=candidate.example_id,
         dataset=candidate.dataset,
@@ -569,6 +588,7 @@ def load_pair(candidate: PairCandidate, label_map: LabelMap) -> examples.Segment
         width=width,
         mask=train_ids,
         city=candidate.city,
+        classes_present=present,
     )
 
 

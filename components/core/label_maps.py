@@ -167,6 +167,8 @@ class LabelMap:
         class_names: Names of the training classes, indexed by training id.
         colors: RGB colours of the training classes, indexed by training id.
         id_to_train_id: Read-only uint8 lookup table of 256 entries: raw mask value -> training id.
+        valid_raw_values: Read-only boolean table of 256 entries: which raw mask values are label ids
+            of the dataset or the ignore label (anything else in a label file is an error).
     """
 
     name: str
@@ -176,6 +178,7 @@ class LabelMap:
     class_names: tuple[str, ...] = dataclasses.field(init=False)
     colors: tuple[RGB, ...] = dataclasses.field(init=False)
     id_to_train_id: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
+    valid_raw_values: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
     _palette: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
     _color_to_train_id: Mapping[int, int] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -207,6 +210,7 @@ class LabelMap:
         object.__setattr__(self, "class_names", tuple(label.name for label in training_labels))
         object.__setattr__(self, "colors", tuple(class_colors))
         object.__setattr__(self, "id_to_train_id", self._build_lookup_table())
+        object.__setattr__(self, "valid_raw_values", self._build_valid_raw_values())
         object.__setattr__(self, "_palette", self._build_palette())
         object.__setattr__(self, "_color_to_train_id", self._build_color_table())
 
@@ -321,6 +325,14 @@ class LabelMap:
                 table[label.id] = label.train_id if self._is_training(label) else self.ignore_label
         table.flags.writeable = False
         return table
+
+    def _build_valid_raw_values(self) -> np.ndarray:
+        """Builds the read-only table behind ``valid_raw_values``."""
+        valid = np.zeros(NUM_MASK_VALUES, dtype=bool)
+        valid[[label.id for label in self.labels if label.id != NO_ID]] = True
+        valid[self.ignore_label] = True
+        valid.flags.writeable = False
+        return valid
 
     def _build_palette(self) -> np.ndarray:
         """Builds the read-only ``(256, 3)`` uint8 palette behind :meth:`palette` and :meth:`colorize`."""

@@ -285,6 +285,39 @@ def test_corrupt_and_truncated_files(voc_copy):
     assert _load_error(voc_copy, example_id) == (str(mask), "mask is JPEG, not a lossless PNG")
 
 
+@pytest.mark.parametrize("kept_fraction", [0.97, 0.75, 0.25])
+def test_jpeg_truncation_is_caught_by_the_reduced_scale_decode(voc_copy, kept_fraction):
+    """Images are validated at 1/8 scale: every block is still entropy-decoded, so a cut file fails."""
+    example_id = _first_id(voc_copy)
+    image = voc_copy / "JPEGImages" / f"{example_id}.jpg"
+    original = image.read_bytes()
+    image.write_bytes(original[: int(len(original) * kept_fraction)])
+    path, reason = _load_error(voc_copy, example_id)
+    assert (path, reason.split(" (")[0]) == (str(image), "corrupt or truncated image")
+
+
+@pytest.mark.parametrize("mode", ["P", "L"])
+@pytest.mark.parametrize("dataset", ["pascal_voc", "cityscapes"])
+def test_mask_conversion_matches_the_lookup_table_and_counts_classes(dataset, mode):
+    """Fast paths (Pillow histogram, identity skip, OpenCV lookup) equal the plain table lookup."""
+    label_map = load_label_map(dataset)
+    valid_values = np.flatnonzero(label_map.valid_raw_values)
+    rng = np.random.default_rng(3)
+    candidate = datasets.PairCandidate(dataset=dataset, split="train", example_id="x", image_path="i.png",
+                                       mask_path="m.png", city="")
+    for trial in range(8):
+        chosen = rng.choice(valid_values, size=1 + trial, replace=False)
+        raw = rng.choice(chosen, size=(37, 53)).astype(np.uint8)
+        image = Image.fromarray(raw, mode="L")
+        if mode == "P":
+            image = image.convert("P")
+            image.putpalette(label_map.palette() if dataset == "pascal_voc" else list(range(256)) * 3)
+            image.frombytes(raw.tobytes())
+        train_ids, present = datasets.mask_to_train_ids(image, label_map, "m.png", candidate)
+        np.testing.assert_array_equal(train_ids, label_map.id_to_train_id[raw])
+        assert present == examples.classes_present(label_map.id_to_train_id[raw])
+
+
 def test_mask_size_must_match_image_size(voc_copy):
     example_id = _first_id(voc_copy)
     mask = voc_copy / "SegmentationClass" / f"{example_id}.png"
