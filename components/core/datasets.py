@@ -1,8 +1,9 @@
 """Finding, pairing and validating the image/mask files of PASCAL VOC 2012 and Cityscapes folders.
 
 Framework-free (no tfx, apache_beam or mlflow): the Beam transforms in
-:mod:`components.example_gen.ingest` only call the functions below. Files are read through
-``tf.io.gfile``, so dataset roots may be local folders or any filesystem TensorFlow knows (``gs://``...).
+:mod:`components.example_gen.ingest` only call the functions below. Files are listed and read through
+``tf.io.gfile``, so dataset roots may be local folders or any filesystem TensorFlow knows (``gs://``...);
+local files' bytes are read with Python's ``open``, which lets parallel Beam threads overlap.
 
 Ingestion happens in three steps, each a function here:
 

@@ -3,7 +3,7 @@
 ``segpipe score`` and anyone holding predictions made outside the pipeline (another framework, an
 exported TFLite model, a published checkpoint) use :func:`score_folders`; the numbers come from the
 same :class:`~components.core.metrics.SegmentationEvaluator` that the pipeline's evaluation uses, so
-they can be compared directly. Framework-free: numpy and Pillow only.
+they can be compared directly. Framework-free: numpy and Pillow (and OpenCV through the metrics).
 
 Predictions are PNGs of class indices (training ids), one per ground-truth file, single channel
 (mode ``L``, ``P``, ``I`` or ``I;16``; a palette PNG gives its indices, not its colours). Images are
