@@ -28,10 +28,12 @@ with ``components.example_gen.ingest.ingest`` (in-memory Beam), a transform grap
 U-Net (base_filters 8, depth 3, random weights: timing, not accuracy) exported with
 ``export_serving_model``.
 
-Scale matters: TFMA costs about the same as the framework-free loop per example (7.3 vs 7.8 ms here
-at 320x240) but adds a fixed ~4 s (Beam pipeline construction and translation, per-stage bundle set-up,
-model loading), so the ratio falls with the number of examples: measured 2.5x at 256, 1.6x at 768
-(in-memory, 2 cores); it crosses 2x near 420 examples. ``--images 384`` shows the small-set figure.
+Scale matters: TFMA costs about what the framework-free loop costs per example but adds a fixed few
+seconds (Beam pipeline construction and translation, per-stage bundle set-up, model loading), so the
+ratio falls as the evaluation set grows. The headline is the 768-example set; the same run also times
+the headline mode and the baseline on its first ``--small-examples`` (256) and reports that ratio
+(``small_set``), each path's fitted fixed and per-example cost, and the set size from which TFMA stays
+within 2x (``scaling``).
 
 Repeats are interleaved (baseline, then TFMA in each mode, then again), so that load
 from other processes on the machine affects all alike; medians are reported, with the 1-minute load
@@ -301,6 +303,74 @@ def run_breakdown(layout: dict[str, Path], tmp: Path) -> dict[str, float]:
     return seconds
 
 
+def time_rounds(layout: dict[str, Path], val_files: list[str], modes: list[str], args: argparse.Namespace,
+                label: str, tfma_repeats: int | None = None):
+    """Times the baseline and TFMA in each mode, interleaved, so that load from other processes affects
+    all alike; the baseline runs more often (it is cheap).
+
+    Returns:
+        ``(baseline_times, baseline_mious, baseline_stages, tfma_times_by_mode, tfma_mious_by_mode)``.
+    """
+    tfma_repeats = tfma_repeats or args.tfma_repeats
+    baseline_times, baseline_mious, baseline_stages = [], [], []
+    tfma_times: dict[str, list[float]] = {mode: [] for mode in modes}
+    tfma_mious: dict[str, list[float]] = {mode: [] for mode in modes}
+    baseline_per_round = -(-args.baseline_repeats // tfma_repeats)
+    for round_index in range(tfma_repeats):
+        for _ in range(min(baseline_per_round, args.baseline_repeats - len(baseline_times))):
+            start = time.perf_counter()
+            miou, stages = run_baseline(val_files, layout["model"] / "Format-Serving", args.batch_size)
+            baseline_times.append(time.perf_counter() - start)
+            baseline_mious.append(miou)
+            baseline_stages.append(stages)
+            _progress(f"[{label}] baseline {len(baseline_times)}: {baseline_times[-1]:.2f} s, mIoU {miou:.6f}; "
+                      + ", ".join(f"{name} {sec:.2f} s" for name, sec in stages.items()))
+        for mode in modes:
+            output_dir = layout["examples"].parent.parent / f"tfma_{round_index}_{mode}"
+            start = time.perf_counter()
+            miou = run_tfma(layout, output_dir, _mode_args(mode, args.workers))
+            tfma_times[mode].append(time.perf_counter() - start)
+            tfma_mious[mode].append(miou)
+            shutil.rmtree(output_dir, ignore_errors=True)
+            _progress(f"[{label}] TFMA {mode} {round_index + 1}/{tfma_repeats}: {tfma_times[mode][-1]:.2f} s, "
+                      f"mIoU {miou:.6f}")
+    return baseline_times, baseline_mious, baseline_stages, tfma_times, tfma_mious
+
+
+def make_subset_layout(tmp: Path, layout: dict[str, Path], val_files: list[str],
+                       num_examples: int) -> tuple[dict[str, Path], list[str]]:
+    """An artifact layout whose ``val`` split holds the first ``num_examples`` val records (same model)."""
+    subset = tmp / "subset"
+    (subset / "examples" / "val").mkdir(parents=True)
+    records = tf.data.TFRecordDataset(val_files, compression_type="GZIP").take(num_examples)
+    subset_file = str(subset / "examples" / "val" / "data_tfrecord-00000-of-00001.gz")
+    with tf.io.TFRecordWriter(subset_file, options="GZIP") as writer:
+        for record in records.as_numpy_iterator():
+            writer.write(record)
+    os.symlink(tmp / "examples" / "train", subset / "examples" / "train")
+    subset_layout = {"examples": subset / "artifacts" / "examples", "model": layout["model"],
+                     "schema": layout["schema"]}
+    subset_layout["examples"].mkdir(parents=True)
+    for split in ("train", "val"):
+        os.symlink(subset / "examples" / split, subset_layout["examples"] / f"Split-{split}")
+    return subset_layout, [subset_file]
+
+
+def fit_fixed_and_per_example(measurements: dict[str, tuple[int, float, int, float]]) -> dict:
+    """Fits ``seconds = fixed + n * per_example`` through two sizes for each path; says where TFMA's
+    time reaches twice the baseline's (``None`` if it never does)."""
+    fitted = {}
+    for name, (small_n, small_seconds, large_n, large_seconds) in measurements.items():
+        per_example = (large_seconds - small_seconds) / (large_n - small_n)
+        fitted[name] = {"fixed_seconds": round(small_seconds - small_n * per_example, 3),
+                        "per_example_ms": round(per_example * 1e3, 3)}
+    tfma, baseline = fitted["tfma"], fitted["baseline"]
+    slack = 2 * baseline["per_example_ms"] - tfma["per_example_ms"]
+    excess = tfma["fixed_seconds"] - 2 * baseline["fixed_seconds"]
+    fitted["examples_for_ratio_2"] = (max(0, round(excess * 1e3 / slack)) if slack > 0 else None)
+    return fitted
+
+
 # --------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------
@@ -327,12 +397,16 @@ def main() -> None:
     parser.add_argument("--tfma-repeats", type=int, default=3)
     parser.add_argument("--baseline-repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16, help="baseline inference batch size")
+    parser.add_argument("--small-examples", type=int, default=256,
+                        help="also time the headline mode on the first N val examples (fixed-cost fit)")
     parser.add_argument("--profile", action="store_true", help="also cProfile one in-memory TFMA run")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time stage-isolating EvalConfig variants once each, in-memory")
     args = parser.parse_args()
     if args.tfma_repeats < 1 or args.baseline_repeats < 1:
         parser.error("--tfma-repeats and --baseline-repeats must be at least 1")
+    if not 0 < args.small_examples < round(args.images * args.val_fraction):
+        parser.error("--small-examples must be positive and below the number of val examples")
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     size = (args.width, args.height)
 
@@ -354,37 +428,18 @@ def main() -> None:
         make_model(tmp / "transform", layout["model"] / "Format-Serving")
         _progress(f"set-up done in {time.perf_counter() - started:.1f} s")
 
-        # Rounds interleave the baseline and every TFMA mode, so that load from other processes on this
-        # machine affects all of them alike; the baseline runs more often (it is cheap).
-        baseline_times, baseline_mious, baseline_stages = [], [], []
-        tfma_times: dict[str, list[float]] = {mode: [] for mode in modes}
-        tfma_mious: dict[str, list[float]] = {mode: [] for mode in modes}
         load_before = os.getloadavg()[0]
-        baseline_per_round = -(-args.baseline_repeats // max(args.tfma_repeats, 1))
-        for round_index in range(max(args.tfma_repeats, 1)):
-            for _ in range(min(baseline_per_round, args.baseline_repeats - len(baseline_times))):
-                start = time.perf_counter()
-                miou, stages = run_baseline(val_files, layout["model"] / "Format-Serving", args.batch_size)
-                baseline_times.append(time.perf_counter() - start)
-                baseline_mious.append(miou)
-                baseline_stages.append(stages)
-                _progress(f"baseline {len(baseline_times)}/{args.baseline_repeats}: {baseline_times[-1]:.2f} s, "
-                          f"mIoU {miou:.6f}; " + ", ".join(f"{name} {sec:.2f} s" for name, sec in stages.items()))
-            for mode in modes if round_index < args.tfma_repeats else ():
-                output_dir = tmp / f"tfma_{round_index}_{mode}"
-                start = time.perf_counter()
-                miou = run_tfma(layout, output_dir, _mode_args(mode, args.workers))
-                tfma_times[mode].append(time.perf_counter() - start)
-                tfma_mious[mode].append(miou)
-                shutil.rmtree(output_dir, ignore_errors=True)
-                _progress(f"TFMA {mode} {round_index + 1}/{args.tfma_repeats}: {tfma_times[mode][-1]:.2f} s, "
-                          f"mIoU {miou:.6f}")
+        timings = time_rounds(layout, val_files, modes, args, label=f"{counts['val']} examples")
+        small_layout, small_files = make_subset_layout(tmp, layout, val_files, args.small_examples)
+        small = time_rounds(small_layout, small_files, modes[:1], args, label=f"{args.small_examples} examples",
+                            tfma_repeats=max(1, args.tfma_repeats - 1))
         load_after = os.getloadavg()[0]
 
         breakdown = run_breakdown(layout, tmp) if args.breakdown else None
         if args.profile:
             profile_tfma(layout, tmp / "tfma_profile")
 
+    baseline_times, baseline_mious, baseline_stages, tfma_times, tfma_mious = timings
     baseline_miou = baseline_mious[0]
     for mode, values in tfma_mious.items():
         for value in values + baseline_mious:
@@ -397,9 +452,16 @@ def main() -> None:
     value = medians[headline]
     stage_medians = {name: round(statistics.median(s[name] for s in baseline_stages), 3)
                      for name in baseline_stages[0]}
+    small_baseline = statistics.median(small[0])
+    small_value = statistics.median(small[3][headline])
+    scaling = fit_fixed_and_per_example(
+        {"tfma": (args.small_examples, small_value, counts["val"], value),
+         "baseline": (args.small_examples, small_baseline, counts["val"], baseline)})
     _progress(f"framework-free: {baseline:.2f} s (median of {args.baseline_repeats}); "
               + "; ".join(f"TFMA {mode}: {seconds:.2f} s = {seconds / baseline:.1f}x (median of "
                           f"{args.tfma_repeats})" for mode, seconds in medians.items()))
+    _progress(f"{args.small_examples} examples: framework-free {small_baseline:.2f} s, TFMA {headline} "
+              f"{small_value:.2f} s = {small_value / small_baseline:.1f}x; fitted {scaling}")
     print(json.dumps({
         "name": "tfma_eval_vs_framework_free",
         "value": round(value, 3),
@@ -423,6 +485,9 @@ def main() -> None:
         "baseline_batch_size": args.batch_size,
         "repeats": {"value": args.tfma_repeats, "baseline": args.baseline_repeats},
         "cpus": os.cpu_count(),
+        "small_set": {"examples": args.small_examples, "value": round(small_value, 3),
+                      "baseline": round(small_baseline, 3), "ratio": round(small_value / small_baseline, 2)},
+        "scaling": scaling,
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
         **({"breakdown_in_memory_seconds": breakdown} if breakdown else {}),
     }))
