@@ -170,14 +170,6 @@ def decode_mask_png(encoded: bytes) -> np.ndarray:
         return np.array(image, dtype=np.uint8)
 
 
-def _bytes_feature(*values: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-
-
-def _int64_feature(*values: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
 def to_tf_example(example: SegmentationExample) -> tf.train.Example:
     """Encodes a pair as a `tf.train.Example` with the features listed in the module docstring.
 
@@ -187,20 +179,27 @@ def to_tf_example(example: SegmentationExample) -> tf.train.Example:
     Returns:
         The example; ``classes_present`` is ``example.classes_present``.
     """
-    feature_map = {
-        features.IMAGE_ENCODED: _bytes_feature(example.image_encoded),
-        features.IMAGE_FORMAT: _bytes_feature(example.image_format.encode()),
-        features.IMAGE_HEIGHT: _int64_feature(example.height),
-        features.IMAGE_WIDTH: _int64_feature(example.width),
-        features.MASK_ENCODED: _bytes_feature(encode_mask_png(example.mask)),
-        features.MASK_FORMAT: _bytes_feature(MASK_FORMAT.encode()),
-        features.IMAGE_ID: _bytes_feature(example.example_id.encode()),
-        features.DATASET: _bytes_feature(example.dataset.encode()),
-        features.SPLIT: _bytes_feature(example.split.encode()),
-        features.CITY: _bytes_feature(example.city.encode()),
-        features.CLASSES_PRESENT: _int64_feature(*example.classes_present),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature_map))
+    # Filled in place: building Feature messages first and passing them in would copy the image bytes
+    # twice more, with the GIL held.
+    proto = tf.train.Example()
+    feature_map = proto.features.feature
+    for name, value in (
+        (features.IMAGE_ENCODED, example.image_encoded),
+        (features.IMAGE_FORMAT, example.image_format.encode()),
+        (features.MASK_ENCODED, encode_mask_png(example.mask)),
+        (features.MASK_FORMAT, MASK_FORMAT.encode()),
+        (features.IMAGE_ID, example.example_id.encode()),
+        (features.DATASET, example.dataset.encode()),
+        (features.SPLIT, example.split.encode()),
+        (features.CITY, example.city.encode()),
+    ):
+        feature_map[name].bytes_list.value.append(value)
+    feature_map[features.IMAGE_HEIGHT].int64_list.value.append(example.height)
+    feature_map[features.IMAGE_WIDTH].int64_list.value.append(example.width)
+    classes = feature_map[features.CLASSES_PRESENT].int64_list
+    classes.SetInParent()  # an int64 list even when empty (all-ignore mask), as the schema states
+    classes.value.extend(example.classes_present)
+    return proto
 
 
 def serialize_example(example: SegmentationExample) -> bytes:

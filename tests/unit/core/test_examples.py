@@ -74,8 +74,9 @@ def test_mask_png_is_single_channel_and_tensorflow_reads_the_same_ids():
 def test_classes_present_excludes_ignore_and_may_be_empty():
     assert examples.classes_present(np.array([[3, 1], [255, 3]], dtype=np.uint8)) == [1, 3]
     all_ignored = _example(np.full((4, 6), 255, dtype=np.uint8))
-    decoded = examples.from_tf_example(examples.to_tf_example(all_ignored))
-    assert decoded.classes_present == []
+    proto = examples.to_tf_example(all_ignored)
+    assert proto.features.feature["classes_present"].WhichOneof("kind") == "int64_list"  # present, empty
+    assert examples.from_tf_example(proto).classes_present == []
 
 
 def test_parsing_feature_spec_parses_a_written_example():
