@@ -23,10 +23,10 @@ What bounds the ratio (measured 2026-11-21, 2 cores): the plain loop spends ~3.0
 of it gzip; two Beam threads reach 1.55-1.65x that rate once running, because one thread or the
 other holds the GIL ~40% of the time (py-spy ``--gil``: Pillow's Python-side header parsing, building
 the protobuf, Beam's per-element machinery), and the run pays ~1.4 s of fixed cost (pipeline
-construction and translation, bundle set-up), so end to end it is ~1.05x at 1500 pairs, ~1.2x at 2913
-(the default: VOC 2012 segmentation train + val) and ~1.3x at
-4000. ``--mode multi_processing`` escapes the GIL (1.65x steady at 4000 pairs) but starts two worker
-processes that import TensorFlow (~9 s).
+construction and translation, bundle set-up), so end to end it is ~1.05x at 1500 pairs, ~1.2x at
+2913 (the default: VOC 2012 segmentation train + val) and ~1.3x at 4000. ``--mode multi_processing``
+escapes the GIL (1.65x steady at 4000 pairs) but starts two worker processes that import TensorFlow
+(~9 s).
 
 The last line printed is one JSON object: ``{"name", "value", "baseline", "ratio", "unit", ...}``;
 ``ratio`` = ours / baseline (end to end), higher is better.
