@@ -445,7 +445,7 @@ def _read_bytes(path: str, what: str, candidate: PairCandidate) -> bytes:
 
 
 def _open_image(data: bytes, path: str, what: str, candidate: PairCandidate) -> tuple[Image.Image, tuple[int, int]]:
-    """Fully decodes image bytes with Pillow, so that truncated or corrupt files fail here.
+    """Decodes all of an image's data with Pillow, so that truncated or corrupt files fail here.
 
     A JPEG is decoded at 1/8 scale (``Image.draft``): libjpeg still entropy-decodes every block, which
     is where truncation and corrupt data show, but skips most of the inverse DCT (0.48 instead of
