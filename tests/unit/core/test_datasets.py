@@ -286,10 +286,17 @@ def test_corrupt_and_truncated_files(voc_copy):
 
 
 @pytest.mark.parametrize("kept_fraction", [0.97, 0.75, 0.25])
-def test_jpeg_truncation_is_caught_by_the_reduced_scale_decode(voc_copy, kept_fraction):
+@pytest.mark.parametrize("encoding", ["baseline", "progressive", "greyscale"])
+def test_jpeg_truncation_is_caught_by_the_reduced_scale_decode(voc_copy, kept_fraction, encoding):
     """Images are validated at 1/8 scale: every block is still entropy-decoded, so a cut file fails."""
     example_id = _first_id(voc_copy)
     image = voc_copy / "JPEGImages" / f"{example_id}.jpg"
+    if encoding != "baseline":
+        picture = Image.open(image)
+        picture = picture.convert("L") if encoding == "greyscale" else picture
+        picture.save(image, format="JPEG", progressive=encoding == "progressive")
+    example = datasets.load_pair(_candidate(voc_copy, example_id), VOC_MAP)
+    assert (example.width, example.height) == Image.open(image).size  # full size, not the 1/8 decode
     original = image.read_bytes()
     image.write_bytes(original[: int(len(original) * kept_fraction)])
     path, reason = _load_error(voc_copy, example_id)
