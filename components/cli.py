@@ -2,6 +2,7 @@
 
     segpipe sample-data --format voc|cityscapes --out DIR [--images N] [--size WxH] [--seed S]
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
+                   [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
     segpipe compile [--config FILE] --out FILE.yaml [--data-dir URI] [--pipeline-root URI]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", type=Path, required=True)
     ingest.add_argument("--splits", type=_splits, default=["train", "val"])
     ingest.add_argument("--strict", action="store_true", help="stop at the first bad pair instead of quarantining it")
+    ingest.add_argument("--beam-arg", dest="beam_args", action="append", default=[], metavar="--OPTION=VALUE",
+                        help="a Beam pipeline option, repeatable (e.g. --beam-arg=--runner=DataflowRunner); "
+                             "default: DirectRunner, multi-threaded, one thread per core")
 
     run = commands.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, DirectRunner)")
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -103,7 +107,8 @@ def cmd_sample_data(args) -> int:
 def cmd_ingest(args) -> int:
     from components.example_gen.ingest import ingest
 
-    report = ingest(args.format, str(args.data_dir), str(args.out), splits=args.splits, strict=args.strict)
+    report = ingest(args.format, str(args.data_dir), str(args.out), splits=args.splits, strict=args.strict,
+                    beam_pipeline_args=args.beam_args)
     print(json.dumps(report, indent=2, default=str))
     return 0
 

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
 
 from components.core import sample_data
+from components.example_gen.ingest import local_beam_args
 from components.tracking.mlflow_logging import local_tracking_uri
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
@@ -72,18 +73,19 @@ LOCAL_WORKER_ENVIRONMENT_FLAG = "--sdk_container_image=local-python-environment"
 # Components whose DirectRunner mode differs from the pipeline's, measured on 2 cores:
 # - the Evaluator runs in-memory: TFMA on multi-processing DirectRunner starts workers that each load
 #   the model again, while in-memory inference already uses every core through TensorFlow
-#   (benchmarks/bench_eval.py: 64 examples 5.4 s in-memory vs 12.2 s multi-processing, 256: 8.0 vs 14.0 s);
-# - the ExampleGen runs multi-threaded: image decoding and zlib release the GIL, and no worker process
-#   has to start and import TensorFlow (benchmarks/bench_ingest.py, 1500 VOC-size pairs: 7.0 s
-#   multi-threaded vs 15.8 s multi-processing; fixed cost 1.6 s vs 10 s).
+#   (benchmarks/bench_eval.py: 64 examples 5.4 s in-memory vs 12.2 s multi-processing, 256: 8.0 vs 14.0 s;
+#   1449: 16.5 vs 23.1 s);
+# - the ExampleGen runs multi-threaded (ingest.local_beam_args, also `segpipe ingest`'s default): image
+#   decoding and zlib release the GIL, and no worker process has to start and import TensorFlow
+#   (benchmarks/bench_ingest.py, 4000 VOC-size pairs: 9.2 s multi-threaded vs 16.4 s multi-processing;
+#   fixed cost 1.5 s vs 9.2 s).
 EVALUATOR_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 def component_beam_pipeline_args(config: PipelineConfig) -> dict[str, tuple[str, ...]]:
     """Per-component Beam arguments that override the pipeline-wide ones in local runs."""
-    workers = config.runtime.beam_workers or os.cpu_count() or 1
     return {"Evaluator": EVALUATOR_BEAM_ARGS,
-            "SegmentationExampleGen": ("--direct_running_mode=multi_threading", f"--direct_num_workers={workers}")}
+            "SegmentationExampleGen": tuple(local_beam_args(config.runtime.beam_workers))}
 
 
 def beam_pipeline_args(config: PipelineConfig) -> list[str]:

@@ -51,6 +51,16 @@ REPORT_FILE_NAME = "ingestion_report.json"
 TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 """Prefix of the TFRecord shards in a split folder (``data_tfrecord``, as TFX writes them)."""
 
+def local_beam_args(workers: int | None = None) -> list[str]:
+    """DirectRunner options for ingesting on this machine: multi-threaded, one thread per core.
+
+    Decoding and zlib release the GIL, and no worker process has to start and import TensorFlow;
+    ``benchmarks/bench_ingest.py`` measures it against the alternatives. Used by ``segpipe ingest``
+    (unless given Beam options) and by local pipeline runs for the ExampleGen.
+    """
+    return ["--direct_running_mode=multi_threading", f"--direct_num_workers={workers or os.cpu_count() or 1}"]
+
+
 STAGING_DIR_NAME = "_ingestion_staging"
 """Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""
 
@@ -275,8 +285,8 @@ def ingest(
             Cityscapes folders). Cityscapes ``test`` is skipped (no usable labels), as the report says.
         strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
             quarantining it, and on an empty split.
-        beam_pipeline_args: Beam options, e.g. ``["--direct_running_mode=multi_processing",
-            "--direct_num_workers=2"]``; default: Beam's DirectRunner.
+        beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
+            :func:`local_beam_args` (DirectRunner, multi-threaded).
 
     Returns:
         The report (see :func:`components.core.datasets.build_report`).
@@ -297,7 +307,8 @@ def ingest(
     out_dir = str(out_dir)
     staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
     _remove_previous_outputs(out_dir, kept)
-    with beam.Pipeline(options=PipelineOptions(list(beam_pipeline_args or []))) as pipeline:
+    options = list(beam_pipeline_args) if beam_pipeline_args else local_beam_args()
+    with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
         for plan in plans:
             _ = (pipeline
                  | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter

@@ -161,8 +161,9 @@ def test_real_voc_sample_with_its_empty_val_list(shared_data, tmp_path):
     assert written == {"2011_000003": [0, 5, 15], "2011_000006": [0, 9, 15, 18], "2011_000025": [0, 6, 7]}
     assert _read_examples(tmp_path / "out" / "val") == []  # one empty shard: downstream globs still match
     assert not (tmp_path / "out" / ingest_module.STAGING_DIR_NAME).exists()
-    assert sorted(path.name for path in (tmp_path / "out" / "train").iterdir()) == [
-        "data_tfrecord-00000-of-00001.gz", "notes.txt"]
+    *shards, notes = sorted(path.name for path in (tmp_path / "out" / "train").iterdir())
+    assert notes == "notes.txt"  # the user's file stays; only this run's shards are there (one per thread)
+    assert shards and all(re.fullmatch(rf"data_tfrecord-\d{{5}}-of-{len(shards):05d}\.gz", name) for name in shards)
     with pytest.raises(IngestionError, match="split 'val' is empty"):
         ingest("voc", str(shared_data / "voc_sample"), str(tmp_path / "strict"), strict=True)
 
