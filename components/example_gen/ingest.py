@@ -29,7 +29,6 @@ Only shard names are gathered to finalise the files. Measured: no slower than wi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -75,7 +74,7 @@ _METRICS_NAMESPACE = "segpipe.ingestion"
 
 
 class ConvertPairFn(beam.DoFn):
-    """Reads, validates and encodes one :class:`~components.core.datasets.PairCandidate` (given as the tuple of its fields).
+    """Reads, validates and encodes one :class:`~components.core.datasets.PairCandidate`.
 
     Outputs:
         main: the serialised `tf.train.Example`.
@@ -96,8 +95,7 @@ class ConvertPairFn(beam.DoFn):
     def setup(self) -> None:
         self._label_map = load_label_map(self._dataset)
 
-    def process(self, candidate_fields: tuple):
-        candidate = datasets.PairCandidate(*candidate_fields)
+    def process(self, candidate: datasets.PairCandidate):
         try:
             serialized = examples.serialize_example(datasets.load_pair(candidate, self._label_map))
         except datasets.IngestionError as error:
@@ -149,9 +147,7 @@ def IngestSplit(  # pylint: disable=invalid-name
         handle.write(json.dumps({"source": plan.source, "listed": plan.listed}))
     converted = (
         pipeline
-        # Plain tuples travel with Beam's fast primitive coder; a dataclass would be pickled per element.
-        | "ListPairs" >> beam.Create([dataclasses.astuple(candidate) for candidate in plan.candidates])
-        # (Create reshuffles: the pairs spread over the workers.)
+        | "ListPairs" >> beam.Create(plan.candidates)  # reshuffles: pairs spread over the workers
         | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset)).with_outputs(
             QUARANTINE_TAG, WRITTEN_TAG, main=_EXAMPLES_TAG)
     )

@@ -7,7 +7,6 @@ the written examples are validated with TFDV against ``schemas/raw_schema.pbtxt`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -302,7 +301,7 @@ def test_layout_and_list_errors_come_before_beam(voc_dir, cityscapes_dir, tmp_pa
 def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
     convert = ingest_module.ConvertPairFn("pascal_voc")  # setup() not called: no label map, so load_pair fails
     candidate = PairCandidate("pascal_voc", "train", "x", "/nowhere/x.jpg", "/nowhere/x.png")
-    outputs = list(convert.process(dataclasses.astuple(candidate)))
+    outputs = list(convert.process(candidate))
     assert len(outputs) == 1 and outputs[0].tag == ingest_module.QUARANTINE_TAG
     assert outputs[0].value["file"] == "/nowhere/x.jpg"
     assert outputs[0].value["reason"] == "image file not found"
@@ -314,7 +313,7 @@ def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
         handle.write(image)
     with tf.io.gfile.GFile("ram://m.png", "wb") as handle:
         handle.write(mask)
-    (output,) = convert.process(dataclasses.astuple(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png")))
+    (output,) = convert.process(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png"))
     assert output.tag == ingest_module.QUARANTINE_TAG
     assert output.value["reason"].startswith("unexpected error: AttributeError")
 
