@@ -348,12 +348,17 @@ def make_subset_layout(tmp: Path, layout: dict[str, Path], val_files: list[str],
         for record in records.as_numpy_iterator():
             writer.write(record)
     os.symlink(tmp / "examples" / "train", subset / "examples" / "train")
-    subset_layout = {"examples": subset / "artifacts" / "examples", "model": layout["model"],
-                     "schema": layout["schema"]}
-    subset_layout["examples"].mkdir(parents=True)
-    for split in ("train", "val"):
-        os.symlink(subset / "examples" / split, subset_layout["examples"] / f"Split-{split}")
-    return subset_layout, [subset_file]
+    return {**make_artifact_layout(subset), "model": layout["model"]}, [subset_file]
+
+
+def check_mious_agree(baseline_mious: list[float], tfma_mious: dict[str, list[float]]) -> float:
+    """Raises unless every TFMA and baseline mIoU equals the first baseline one (to MIOU_TOLERANCE)."""
+    baseline_miou = baseline_mious[0]
+    for mode, values in tfma_mious.items():
+        for value in values + baseline_mious:
+            if abs(value - baseline_miou) > MIOU_TOLERANCE:
+                raise AssertionError(f"mIoU disagrees: TFMA {mode} gives {value!r}, framework-free {baseline_miou!r}")
+    return baseline_miou
 
 
 def fit_fixed_and_per_example(measurements: dict[str, tuple[int, float, int, float]]) -> dict:
@@ -440,11 +445,9 @@ def main() -> None:
             profile_tfma(layout, tmp / "tfma_profile")
 
     baseline_times, baseline_mious, baseline_stages, tfma_times, tfma_mious = timings
-    baseline_miou = baseline_mious[0]
-    for mode, values in tfma_mious.items():
-        for value in values + baseline_mious:
-            if abs(value - baseline_miou) > MIOU_TOLERANCE:
-                raise AssertionError(f"mIoU disagrees: TFMA {mode} gives {value!r}, framework-free {baseline_miou!r}")
+    baseline_miou = check_mious_agree(baseline_mious, tfma_mious)
+    small_baseline_times, small_baseline_mious, _, small_tfma_times, small_tfma_mious = small
+    check_mious_agree(small_baseline_mious, small_tfma_mious)
 
     baseline = statistics.median(baseline_times)
     medians = {mode: statistics.median(times) for mode, times in tfma_times.items()}
@@ -452,8 +455,8 @@ def main() -> None:
     value = medians[headline]
     stage_medians = {name: round(statistics.median(s[name] for s in baseline_stages), 3)
                      for name in baseline_stages[0]}
-    small_baseline = statistics.median(small[0])
-    small_value = statistics.median(small[3][headline])
+    small_baseline = statistics.median(small_baseline_times)
+    small_value = statistics.median(small_tfma_times[headline])
     scaling = fit_fixed_and_per_example(
         {"tfma": (args.small_examples, small_value, counts["val"], value),
          "baseline": (args.small_examples, small_baseline, counts["val"], baseline)})
