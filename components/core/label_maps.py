@@ -43,6 +43,11 @@ NUM_MASK_VALUES = 256
 NO_ID = -1
 """``id``/``train_id`` value of a label that never appears in mask files (Cityscapes' license plate)."""
 
+IGNORE_LABEL = 255
+"""The ignore label of every shipped label map (VOC void, Cityscapes trainId 255; a test checks the JSON
+files agree). Code that holds a :class:`LabelMap` reads ``label_map.ignore_label``; this constant is only
+the default of functions that take the ignore label as an argument."""
+
 _MAX_COLORS_IN_ERROR = 10
 _LABEL_MAP_KEYS = frozenset({"name", "description", "source", "ignore_label", "ignore_color", "labels"})
 
@@ -173,7 +178,7 @@ class LabelMap:
 
     name: str
     labels: tuple[Label, ...]
-    ignore_label: int = 255
+    ignore_label: int = IGNORE_LABEL
     ignore_color: RGB = (0, 0, 0)
     class_names: tuple[str, ...] = dataclasses.field(init=False)
     colors: tuple[RGB, ...] = dataclasses.field(init=False)
