@@ -9,7 +9,7 @@ Both score the same examples with the same model in the same run:
   split through TFXIO with the raw schema and writing its results. Timed end to end: pipeline
   construction, Beam worker start-up, model loading, inference, metrics, writing, blessing. The
   headline runner mode is the one the local pipeline gives its Evaluator (``pipeline/local_runner.py``,
-  ``EVALUATOR_BEAM_ARGS``): in_memory; ``--direct_running_mode=multi_processing
+  ``beam_options.local_component_args``): in_memory; ``--direct_running_mode=multi_processing
   --direct_num_workers=<cpus>`` (2 here), the other components' mode, is timed too and reported beside
   it (``--modes`` chooses).
 * ``baseline`` (framework-free): ``tf.saved_model.load`` the same SavedModel, read the same gzip
@@ -137,11 +137,12 @@ def make_model(transform_dir: Path, export_dir: Path) -> None:
     import tensorflow_transform as tft
     import tf_keras
 
+    from components.core.config import ModelConfig
     from components.core.label_maps import load_label_map
-    from components.trainer.run import build_model, export_serving_model
-    from pipeline.config import ModelConfig, PipelineConfig
+    from components.core.models.builder import build_model
+    from components.trainer.export import export_serving_model
 
-    config = PipelineConfig(model=ModelConfig(image_size=MODEL_IMAGE_SIZE, base_filters=8, depth=3)).validate()
+    config = ModelConfig.from_dict({"image_size": list(MODEL_IMAGE_SIZE), "unet": {"base_filters": 8, "depth": 3}})
     tf_keras.utils.set_random_seed(0)
     model = build_model(config, load_label_map(LABEL_MAP).num_classes)
     export_serving_model(model, tft.TFTransformOutput(str(transform_dir)), str(export_dir))
@@ -383,10 +384,9 @@ def fit_fixed_and_per_example(measurements: dict[str, tuple[int, float, int, flo
 
 def _mode_args(mode: str, workers: int) -> list[str]:
     """The Beam arguments a local pipeline run gives the Evaluator in this running mode."""
-    from pipeline.local_runner import LOCAL_WORKER_ENVIRONMENT_FLAG
+    from components.beam_options import LOCAL_WORKER_ENVIRONMENT_FLAG, direct_runner_args
 
-    return [f"--direct_running_mode={mode}", f"--direct_num_workers={1 if mode == 'in_memory' else workers}",
-            LOCAL_WORKER_ENVIRONMENT_FLAG]
+    return direct_runner_args(mode, workers) + [LOCAL_WORKER_ENVIRONMENT_FLAG]
 
 
 def main() -> None:

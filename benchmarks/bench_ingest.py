@@ -95,7 +95,7 @@ def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_
 
     from components.example_gen.component import SegmentationExampleGen
     from components.example_gen.executor import Executor
-    from pipeline.local_runner import LOCAL_WORKER_ENVIRONMENT_FLAG
+    from components.beam_options import LOCAL_WORKER_ENVIRONMENT_FLAG, direct_runner_args
 
     component = SegmentationExampleGen(input_base=str(root), dataset_format="voc", splits=["train", "val"])
     exec_properties = {
@@ -104,7 +104,7 @@ def run_example_gen(root: Path, out_dir: Path, workers: int, mode: str = "multi_
     }
     examples = standard_artifacts.Examples()
     examples.uri = str(out_dir)
-    beam_args = [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", LOCAL_WORKER_ENVIRONMENT_FLAG]
+    beam_args = direct_runner_args(mode, workers) + [LOCAL_WORKER_ENVIRONMENT_FLAG]
     executor = Executor(base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args))
     executor.Do({}, {"examples": [examples]}, exec_properties)
     report = json.loads((out_dir / "ingestion_report.json").read_text())

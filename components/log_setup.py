@@ -13,8 +13,8 @@ import sys
 import warnings
 
 QUIET_ENV = "SEGPIPE_QUIET"
-"""Set to "1" by `configure_logging(verbose=False)`, so that Beam's worker processes, which import
-`components` but never call `configure_logging`, hide TensorFlow's finalizer noise too."""
+"""Set to "1" by `configure_logging(verbose=False)`, so that Beam's worker processes, which never call
+`configure_logging`, know to be quiet too (see `quiet_beam_worker`)."""
 
 PROJECT_LOGGERS = ("components", "pipeline", "segpipe")
 _TFX_PROGRESS_PREFIX = "Component "
@@ -49,6 +49,13 @@ def _drop_tensorflow_finalizer_errors(unraisable) -> None:
 def hide_tensorflow_finalizer_errors() -> None:
     """Hides TensorFlow's harmless "Exception ignored in AtomicFunction.__del__" at interpreter exit."""
     sys.unraisablehook = _drop_tensorflow_finalizer_errors
+
+
+def quiet_beam_worker() -> None:
+    """Called in the `setup` of segpipe's Beam DoFns: in a worker process of a quiet run, hides TensorFlow's
+    finalizer noise at exit as `configure_logging` does in the main process. Does nothing otherwise."""
+    if os.environ.get(QUIET_ENV) == "1":
+        hide_tensorflow_finalizer_errors()
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig
+from components import beam_options
+from components.core.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 
@@ -31,8 +32,7 @@ def compile_pipeline(config: PipelineConfig, output_file: str, data_dir: str, pi
         pipeline_root=pipeline_root,
         serving_model_dir=f"{pipeline_root.rstrip('/')}/serving_model",
         tracking_uri=tracking_uri,
-        beam_pipeline_args=["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-                            "--direct_num_workers=0"])
+        beam_pipeline_args=beam_options.kubeflow_pipeline_args())
     output.parent.mkdir(parents=True, exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image,

@@ -15,14 +15,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
 
+from components import beam_options
 from components.core import sample_data
-from components.example_gen.ingest import local_beam_args
+from components.core.config import PipelineConfig
+from components.tracking.component import RUN_ID_OUTPUT
 from components.tracking.mlflow_logging import local_tracking_uri
-from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import TRACKER_ID, create_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class RunSummary:
     tracking_uri: str
     experiment: str
     mlflow_run_id: str
+    registered_model: str
     registered_version: str
 
     def describe(self) -> str:
@@ -55,44 +60,12 @@ class RunSummary:
         lines += [f"Evaluation {name}: {value:.4f}" for name, value in overall.items()]
         lines.append(f"MLflow run:      {self.mlflow_run_id} (experiment '{self.experiment}')")
         if self.registered_version:
-            lines.append(f"Registered model '{self.experiment}' version {self.registered_version}")
+            lines.append(f"Registered model '{self.registered_model}' version {self.registered_version}")
         if self.tracking_uri.startswith("sqlite:"):
             lines.append(f"Open it with:    mlflow ui --backend-store-uri {self.tracking_uri}")
         else:
             lines.append(f"Open it at:      {self.tracking_uri}")
         return "\n".join(lines)
-
-
-# Without one of Beam's dependency flags, every TFX Beam executor builds and stages a ~50 MB source
-# package of TFX (2-3 s each, left in the temp folder) for remote workers. DirectRunner's workers run
-# in this environment and import the installed packages, so the local run names this environment's
-# own interpreter image, which DirectRunner ignores, and skips that build.
-LOCAL_WORKER_ENVIRONMENT_FLAG = "--sdk_container_image=local-python-environment"
-
-
-# Components whose DirectRunner mode differs from the pipeline's, measured on 2 cores:
-# - the Evaluator runs in-memory: TFMA on multi-processing DirectRunner starts workers that each load
-#   the model again, while in-memory inference already uses every core through TensorFlow
-#   (benchmarks/bench_eval.py: 64 examples 5.4 s in-memory vs 12.2 s multi-processing, 256: 8.0 vs 14.0 s;
-#   1449: 16.5 vs 23.1 s);
-# - the ExampleGen runs multi-threaded (ingest.local_beam_args, also `segpipe ingest`'s default): image
-#   decoding and zlib release the GIL, and no worker process has to start and import TensorFlow
-#   (benchmarks/bench_ingest.py, 4000 VOC-size pairs: 9.2 s multi-threaded vs 16.4 s multi-processing;
-#   fixed cost 1.5 s vs 9.2 s).
-EVALUATOR_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
-
-
-def component_beam_pipeline_args(config: PipelineConfig) -> dict[str, tuple[str, ...]]:
-    """Per-component Beam arguments that override the pipeline-wide ones in local runs."""
-    return {"Evaluator": EVALUATOR_BEAM_ARGS,
-            "SegmentationExampleGen": tuple(local_beam_args(config.runtime.beam_workers))}
-
-
-def beam_pipeline_args(config: PipelineConfig) -> list[str]:
-    """DirectRunner arguments: the configured running mode, one worker per core by default."""
-    workers = 1 if config.runtime.beam_mode == "in_memory" else config.runtime.beam_workers or os.cpu_count() or 1
-    return [f"--direct_running_mode={config.runtime.beam_mode}", f"--direct_num_workers={workers}",
-            LOCAL_WORKER_ENVIRONMENT_FLAG]
 
 
 def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "") -> RunSummary:
@@ -118,31 +91,49 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         artifact_location=artifact_location,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(output / "metadata.sqlite")),
-        beam_pipeline_args=beam_pipeline_args(config),
-        component_beam_pipeline_args=component_beam_pipeline_args(config))
+        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
+        component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    return summarize(output, str(data_dir), tracking_uri, config.runtime.mlflow_experiment or config.runtime.pipeline_name)
+    run_id = tracked_run_id(pipeline)
+    return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
 
 
 def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
     """Writes the configured synthetic dataset under `target` and returns its root."""
     summary = sample_data.write_dataset(config.data.format, target, num_images=config.data.synthetic_images,
-                                        size=config.data.synthetic_size, seed=config.data.seed)
+                                        size=tuple(reversed(config.data.synthetic_image_size)), seed=config.data.seed)
     logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
     return Path(summary["root"])
 
 
-def summarize(output: Path, data_dir: str, tracking_uri: str, experiment: str) -> RunSummary:
-    """Reads the newest MLflow run of `experiment`: what the tracker logged at the end of the run."""
+def tracked_run_id(pipeline: tfx.dsl.Pipeline) -> str:
+    """The MLflow run id output by the newest MlflowTracker execution of `pipeline` in ML Metadata: the run
+    this pipeline run logged (or, when TFX reused a cached tracker execution, the run that logged those results).
+
+    Raises:
+        RuntimeError: ML Metadata records no tracker execution with that output.
+    """
+    store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+    node = store.get_context_by_type_and_name("node", f"{pipeline.pipeline_info.pipeline_name}.{TRACKER_ID}")
+    executions = store.get_executions_by_context(node.id) if node else []
+    newest = max(executions, key=lambda execution: execution.id, default=None)
+    output_ids = [event.artifact_id for event in store.get_events_by_execution_ids([newest.id])
+                  if event.type == metadata_store_pb2.Event.OUTPUT
+                  and any(step.key == RUN_ID_OUTPUT for step in event.path.steps)] if newest else []
+    if not output_ids:
+        raise RuntimeError("the pipeline finished but ML Metadata records no MLflow run id from the MlflowTracker")
+    (artifact,) = store.get_artifacts_by_id(output_ids[:1])
+    with tf.io.gfile.GFile(artifact.uri, "rb") as value_file:
+        return value_file.read().decode("utf-8")
+
+
+def summarize(output: Path, data_dir: str, tracking_uri: str, run_id: str, registered_model: str) -> RunSummary:
+    """Reads MLflow run `run_id`: what the tracker logged at the end of the pipeline run."""
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id], order_by=["attributes.start_time DESC"], max_results=1) \
-        if found else []
-    if not runs:
-        raise RuntimeError(f"the pipeline finished but logged no MLflow run to {tracking_uri} ({experiment})")
-    run = runs[0]
-    versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id).name
+    versions = client.search_model_versions(f"run_id = '{run_id}' and name = '{registered_model}'")
     return RunSummary(
         output_dir=str(output),
         data_dir=data_dir,
@@ -151,5 +142,6 @@ def summarize(output: Path, data_dir: str, tracking_uri: str, experiment: str) -
         metrics=dict(run.data.metrics),
         tracking_uri=tracking_uri,
         experiment=experiment,
-        mlflow_run_id=run.info.run_id,
+        mlflow_run_id=run_id,
+        registered_model=registered_model,
         registered_version=versions[0].version if versions else "")

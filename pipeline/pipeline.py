@@ -22,8 +22,11 @@ from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
 from components.tracking.component import MlflowTracker
-from components.trainer.run import TRAINER_SECTIONS
-from pipeline.config import PipelineConfig
+from components.core.config import PipelineConfig
+from components.trainer.run import trainer_custom_config
+
+TRACKER_ID = "MlflowTracker"
+"""Component id of the MLflow tracker, the pipeline's last step."""
 
 RAW_SCHEMA_FILE = "raw_schema.pbtxt"
 LABEL_MAP_OF_FORMAT = {"voc": "pascal_voc", "cityscapes": "cityscapes"}
@@ -64,7 +67,6 @@ def create_pipeline(
     """
     train_split, eval_split = config.data.splits
     label_map = load_label_map(LABEL_MAP_OF_FORMAT[config.data.format])
-    experiment = config.runtime.mlflow_experiment or config.runtime.pipeline_name
 
     example_gen = SegmentationExampleGen(
         input_base=data_dir, dataset_format=config.data.format, splits=list(config.data.splits),
@@ -85,10 +87,9 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(
-            splits=[train_split], num_steps=config.training.epochs * config.training.steps_per_epoch),
+        train_args=tfx.proto.TrainArgs(splits=[train_split], num_steps=config.training.total_steps),
         eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=config.training.eval_steps),
-        custom_config={**{name: config.to_dict()[name] for name in TRAINER_SECTIONS}, "label_map": label_map.name})
+        custom_config=trainer_custom_config(config, label_map.name))
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -123,9 +124,10 @@ def create_pipeline(
         pushed_model=pusher.outputs["pushed_model"],
         report=report.outputs["report"],
         tracking_uri=tracking_uri,
-        experiment=experiment,
+        experiment=config.runtime.experiment,
+        registered_model=config.runtime.registered_model,
         run_params=json.dumps(config.flat()),
-        artifact_location=artifact_location)
+        artifact_location=artifact_location).with_id(TRACKER_ID)
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
                   model_resolver, evaluator, report, pusher, tracker]

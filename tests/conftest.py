@@ -46,3 +46,11 @@ def cityscapes_evaluation():
             patch.delenv(variable, raising=False)
         import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as evaluation
     return evaluation
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory):
+    """Ingested examples, schema and transform graph of a tiny generated VOC dataset (32x32, 8 images)."""
+    from tests.support.tiny_artifacts import build_tiny_artifacts
+
+    return build_tiny_artifacts(tmp_path_factory.mktemp("tiny_artifacts"))

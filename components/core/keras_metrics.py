@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from components.core.label_maps import IGNORE_LABEL
+
 
 class SegmentationMeanIoU(keras.metrics.MeanIoU):
     """Mean IoU over class-id maps from per-pixel scores (argmax), ignoring `ignore_class`.
@@ -18,7 +20,7 @@ class SegmentationMeanIoU(keras.metrics.MeanIoU):
     broadcasts it to that example's pixels.
     """
 
-    def __init__(self, num_classes: int, ignore_class: int = 255, name: str = "miou", dtype=None):
+    def __init__(self, num_classes: int, ignore_class: int = IGNORE_LABEL, name: str = "miou", dtype=None):
         super().__init__(num_classes=num_classes, ignore_class=ignore_class, sparse_y_pred=False,
                          name=name, dtype=dtype)
 

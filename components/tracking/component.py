@@ -16,11 +16,11 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from components import artifacts
 from components.evaluator.eval_config import load_slice_metrics
 from components.evaluator.report import SegmentationReport
 from components.example_gen.ingest import REPORT_FILE_NAME as INGESTION_REPORT
 from components.tracking.mlflow_logging import RunRecord, log_run
-from components.trainer.run import HISTORY_FILE
 
 SERVING_MODEL_ARTIFACT = "serving_model"
 REPORT_ARTIFACT = "evaluation_report"
@@ -45,6 +45,10 @@ def data_metrics(examples_uri: str, anomalies_uri: str) -> dict[str, float]:
     return metrics
 
 
+RUN_ID_OUTPUT = "run_id"
+"""The tracker's output holding the MLflow run id (a String value artifact)."""
+
+
 class TrackerOutputs(TypedDict):
     """The tracker's outputs: the MLflow run id and the registered model version ("" when not pushed)."""
 
@@ -64,11 +68,12 @@ def MlflowTracker(
     report: tfx.dsl.components.InputArtifact[SegmentationReport],
     tracking_uri: tfx.dsl.components.Parameter[str],
     experiment: tfx.dsl.components.Parameter[str],
+    registered_model: tfx.dsl.components.Parameter[str],
     run_params: tfx.dsl.components.Parameter[str],
     artifact_location: tfx.dsl.components.Parameter[str] = "",
 ) -> TrackerOutputs:
     """Logs the run; returns the MLflow run id and the registered version ("" when not pushed)."""
-    history_path = os.path.join(model_run.uri, HISTORY_FILE)
+    history_path = os.path.join(model_run.uri, artifacts.HISTORY_FILE)
     history = json.loads(tf.io.gfile.GFile(history_path).read()) if tf.io.gfile.exists(history_path) else {}
     blessed = bool(blessing.get_int_custom_property("blessed"))
     pushed = bool(pushed_model.get_int_custom_property("pushed"))
@@ -82,7 +87,7 @@ def MlflowTracker(
         tags={"segpipe.blessed": str(blessed).lower(), "segpipe.pushed": str(pushed).lower(),
               "segpipe.pushed_destination": destination, "segpipe.model_uri": model.uri},
         artifacts={REPORT_ARTIFACT: report.uri, **({SERVING_MODEL_ARTIFACT: destination} if pushed else {})},
-        register_as=experiment if pushed else None,
+        register_as=registered_model if pushed else None,
         registered_artifact=SERVING_MODEL_ARTIFACT if pushed else None,
     )
     run_id, version = log_run(tracking_uri, experiment, record, artifact_location=artifact_location or None)

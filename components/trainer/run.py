@@ -1,161 +1,116 @@
-"""TFX Trainer adapter: `run_fn` trains the segmentation model and exports the serving SavedModel.
+"""TFX Trainer adapter: `run_fn` trains the configured network under a `tf.distribute` strategy and exports it.
 
-The Trainer reads the raw ingested examples (Transform runs with `materialize=False`) and applies
-the tf.Transform graph in the input pipeline. Training runs inside a `tf.distribute` strategy
-(MirroredStrategy over the local devices). The exported model carries the transform graph, so it
-takes serialized `tf.train.Example`s:
-- `serving_default`: examples -> `probabilities` [B, H, W, C] and `class_ids` [B, H, W];
-- `transform_features`: examples -> the transformed features (`image`, `mask`, `size_bucket`);
-- `slice_features`: examples -> `size_bucket`, the derived feature TFMA slices on.
+It wires the Trainer's parts together: the input pipeline (`data`), the model, optimizer and loss
+(`model_factory`), the strategy (`strategy`) and the serving export (`export`). It trains exactly the
+number of steps TFX gives it (`fn_args.train_steps`, a pipeline setting or a Kubeflow runtime parameter),
+validating every `training.steps_per_epoch` steps on `fn_args.eval_steps` batches, and writes into the
+model-run folder: `checkpoints/best.weights` (best validation mIoU), `backup/` (resume after a stop),
+`logs/` (TensorBoard) and `history.json` (per-epoch curves, learning rate included).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import v1 as tfx
-from tfx_bsl.public import tfxio
 
-from components.core import features
-from components.core.keras_metrics import SegmentationMeanIoU
+from components import artifacts
+from components.core.config import TRAINER_SECTIONS, PipelineConfig
 from components.core.label_maps import load_label_map
-from components.core.losses import MaskedSparseCategoricalCrossentropy
-from components.core.models.unet import build_unet
-from pipeline.config import PipelineConfig
+from components.trainer import strategy as strategy_lib
+from components.trainer.data import make_dataset
+from components.trainer.export import export_serving_model
+from components.trainer.model_factory import build_compiled_model
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "history.json"
-TRAINER_SECTIONS = ("model", "training")  # the configuration sections training depends on
+LABEL_MAP_KEY = "label_map"
+"""`custom_config` key of the label map's name, beside the `TRAINER_SECTIONS`."""
 
 
-def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
-                 transform_output: tft.TFTransformOutput, batch_size: int, training: bool) -> tf.data.Dataset:
-    """Reads raw examples, applies the transform graph and yields (image, mask) batches.
-
-    Args:
-        file_pattern: TFRecord file patterns of one split.
-        data_accessor: the Trainer's data accessor.
-        transform_output: the Transform component's output.
-        batch_size: global batch size.
-        training: shuffle, repeat and augment (random horizontal flips of image and mask together).
-    """
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=training, num_epochs=None),
-        transform_output.raw_metadata.schema)
-    transform_layer = transform_output.transform_features_layer()
-
-    def to_pair(raw):
-        transformed = transform_layer(raw)
-        return transformed[features.IMAGE], transformed[features.MASK]
-
-    dataset = dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        dataset = dataset.map(random_horizontal_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+def trainer_custom_config(config: PipelineConfig, label_map_name: str) -> dict:
+    """The Trainer's `custom_config`: only what training depends on, so that TFX's cache key is exactly that."""
+    return {**config.trainer_sections(), LABEL_MAP_KEY: label_map_name}
 
 
-def random_horizontal_flip(images, masks):
-    """Flips each (image, mask) pair of a batch left-right with probability 1/2, both alike."""
-    flip = tf.random.uniform([tf.shape(images)[0]]) < 0.5
-    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    masks = tf.where(flip[:, None, None], tf.reverse(masks, axis=[2]), masks)
-    return images, masks
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training once the optimizer has taken `total_steps` steps (mid-epoch when needed)."""
+
+    def __init__(self, total_steps: int):
+        super().__init__()
+        self.total_steps = total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.backend.get_value(self.model.optimizer.iterations)) >= self.total_steps:
+            self.model.stop_training = True
 
 
-def build_model(config: PipelineConfig, num_classes: int) -> keras.Model:
-    """Builds and compiles the configured network (call inside the strategy scope)."""
-    height, width = config.model.image_size
-    model = build_unet((height, width, 3), num_classes, base_filters=config.model.base_filters,
-                       depth=config.model.depth, weights=config.model.weights)
-    total_steps = config.training.epochs * config.training.steps_per_epoch
-    schedule = keras.optimizers.schedules.CosineDecay(config.training.learning_rate, total_steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=MaskedSparseCategoricalCrossentropy(ignore_label=255),
-                  metrics=[SegmentationMeanIoU(num_classes)])
-    return model
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the learning rate of the epoch's last step to the epoch's logs (hence to the history and TensorBoard)."""
 
-
-def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOutput, export_dir: str) -> None:
-    """Saves `model` with the transform graph and the two example-taking signatures."""
-    model.tft_layer = transform_output.transform_features_layer()
-    raw_feature_spec = transform_output.raw_feature_spec()
-    serving_feature_spec = {name: spec for name, spec in raw_feature_spec.items()
-                            if name not in features.LABEL_FEATURES}
-    examples_spec = tf.TensorSpec([None], tf.string, name="examples")
-    # The Python parameters are named like the tensor ("examples"), so that `signature(examples=...)`
-    # binds the structured signature at once. With another name TensorFlow first fails to bind it,
-    # formats every input tensor into the discarded error message (~5 ms per batch of 16 images) and
-    # only then falls back to the flat signature. (TFMA passes the batch positionally and always
-    # takes that fallback: a loaded signature's structured inputs are keyword-only.)
-
-    @tf.function(input_signature=[examples_spec])
-    def serve_examples(examples):
-        parsed = tf.io.parse_example(examples, serving_feature_spec)
-        image = model.tft_layer(parsed)[features.IMAGE]
-        logits = model(image, training=False)
-        return {features.PROBABILITIES: tf.nn.softmax(logits),
-                features.CLASS_IDS: tf.argmax(logits, axis=-1)}
-
-    @tf.function(input_signature=[examples_spec])
-    def transform_features(examples):
-        return model.tft_layer(tf.io.parse_example(examples, raw_feature_spec))
-
-    @tf.function(input_signature=[examples_spec])
-    def slice_features(examples):
-        parsed = tf.io.parse_example(examples, serving_feature_spec)
-        return {features.SIZE_BUCKET: model.tft_layer(parsed)[features.SIZE_BUCKET]}
-
-    model.save(export_dir, save_format="tf", signatures={
-        "serving_default": serve_examples.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
-        "slice_features": slice_features.get_concrete_function(),
-    })
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            optimizer = self.model.optimizer
+            logs["learning_rate"] = float(keras.backend.get_value(optimizer.learning_rate(optimizer.iterations)
+                                                                  if callable(optimizer.learning_rate)
+                                                                  else optimizer.learning_rate))
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point: trains under a distribution strategy and exports the model.
 
-    `fn_args.custom_config` holds the `model` and `training` sections of `PipelineConfig.to_dict()` and
-    the label map's name (only what training depends on, so that TFX's cache key is exactly that).
+    `fn_args.custom_config` is `trainer_custom_config(...)`: the `model` and `training` sections of the
+    configuration and the label map's name.
     """
-    sections = {name: fn_args.custom_config[name] for name in TRAINER_SECTIONS}
-    config = PipelineConfig.from_dict(sections)
-    label_map = load_label_map(fn_args.custom_config["label_map"])
+    strategy = strategy_lib.make_strategy()  # before any other TensorFlow op (multi-worker needs it)
+    config = PipelineConfig.from_dict({name: fn_args.custom_config[name] for name in TRAINER_SECTIONS})
+    label_map = load_label_map(fn_args.custom_config[LABEL_MAP_KEY])
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     training = config.training
+    global_batch = strategy_lib.check_global_batch(training.batch_size, strategy.num_replicas_in_sync)
+    total_steps = int(fn_args.train_steps)
+    steps_per_epoch = min(training.steps_per_epoch, total_steps)
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    if training.seed is not None:
+        keras.utils.set_random_seed(training.seed)
 
-    strategy = tf.distribute.MirroredStrategy()
-    logger.info("Training %s on %d replica(s): %d epochs x %d steps, batch %d",
-                config.model.architecture, strategy.num_replicas_in_sync, training.epochs,
-                training.steps_per_epoch, training.batch_size)
-    train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output,
-                              training.batch_size, training=True)
-    eval_data = make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output,
-                             training.batch_size, training=False)
+    logger.info("Training %s on %d replica(s): %d steps (%d epochs of up to %d), global batch %d",
+                config.model.architecture, strategy.num_replicas_in_sync, total_steps, epochs,
+                steps_per_epoch, global_batch)
+    train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, global_batch,
+                              augmentation=training.augmentation, seed=training.seed)
+    eval_data = make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, global_batch)
     with strategy.scope():
-        model = build_model(config, label_map.num_classes)
+        model = build_compiled_model(config, label_map, total_steps, global_batch)
 
-    best_weights = os.path.join(fn_args.model_run_dir, "checkpoints", "best.weights")
+    best_weights = os.path.join(fn_args.model_run_dir, artifacts.BEST_WEIGHTS)
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(best_weights, monitor="val_miou",
-                                        mode="max", save_best_only=True, save_weights_only=True),
-        keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, "logs"), update_freq="epoch"),
+        keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, artifacts.BACKUP_DIR)),
+        keras.callbacks.ModelCheckpoint(best_weights, monitor="val_miou", mode="max", save_best_only=True,
+                                        save_weights_only=True),
+        LearningRateLogger(),
+        keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, artifacts.TENSORBOARD_DIR),
+                                    update_freq="epoch"),
+        StopAtStep(total_steps),
     ]
-    history = model.fit(train_data, epochs=training.epochs, steps_per_epoch=training.steps_per_epoch,
-                        validation_data=eval_data, validation_steps=training.eval_steps,
+    history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        validation_data=eval_data, validation_steps=int(fn_args.eval_steps),
                         callbacks=callbacks, verbose=2)
     if tf.io.gfile.exists(best_weights + ".index"):
         model.load_weights(best_weights)
         logger.info("Restored the weights of the epoch with the best validation mIoU")
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as history_file:
-        json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, history_file)
-    export_serving_model(model, transform_output, fn_args.serving_model_dir)
-    logger.info("Exported the serving model to %s", fn_args.serving_model_dir)
+    if strategy_lib.is_chief():
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE), "w") as history_file:
+            json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, history_file)
+    export_dir = strategy_lib.worker_export_dir(fn_args.serving_model_dir)
+    export_serving_model(model, transform_output, export_dir)
+    if strategy_lib.is_chief():
+        logger.info("Exported the serving model to %s", export_dir)
+    else:
+        tf.io.gfile.rmtree(export_dir)

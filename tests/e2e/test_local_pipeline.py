@@ -31,7 +31,7 @@ def pipeline_run(tmp_path_factory):
     data_summary = sample_data.write_voc_dataset(workdir / "data", num_images=NUM_IMAGES, size=(48, 40), seed=3)
     with mlflow_server(workdir / "mlflow") as tracking_uri:
         config = load_config(DEFAULT_CONFIG, [
-            "model.image_size=[32, 32]", "model.base_filters=4", "model.depth=2",
+            "model.image_size=[32, 32]", "model.unet.base_filters=4", "model.unet.depth=2",
             "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=2", "training.eval_steps=1",
             "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
             "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc",

@@ -1,1 +1,1 @@
-"""Segmentation model builders written against tf-keras."""
+"""Framework-free model builders (tf-keras): U-Net and the factory that builds the configured network."""

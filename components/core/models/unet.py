@@ -22,7 +22,7 @@ def conv_block(inputs, filters: int, name: str):
 
 
 def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters: int = 16,
-               depth: int = 3, weights: str | None = None) -> keras.Model:
+               depth: int = 3) -> keras.Model:
     """Builds a U-Net mapping images to per-pixel class logits.
 
     Args:
@@ -30,7 +30,6 @@ def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters
         num_classes: number of output classes (the ignore label is not a class).
         base_filters: filters of the first stage; doubled at every down-sampling.
         depth: number of down-sampling stages.
-        weights: path of saved weights to load, or None for random initialisation.
 
     Returns:
         A `keras.Model` named "unet" with output shape (batch, height, width, num_classes).
@@ -54,7 +53,4 @@ def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters
         x = keras.layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
         x = conv_block(x, base_filters * 2 ** level, name=f"up{level}")
     logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
-    model = keras.Model(inputs, logits, name="unet")
-    if weights:
-        model.load_weights(weights)
-    return model
+    return keras.Model(inputs, logits, name="unet")

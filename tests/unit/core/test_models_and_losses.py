@@ -1,4 +1,4 @@
-"""U-Net shapes and save/load, the masked loss and the mIoU metric on known answers."""
+"""U-Net shapes, the model builder's checkpoint loading, the masked loss and the mIoU metric on known answers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import tf_keras as keras
 
 from components.core.keras_metrics import SegmentationMeanIoU
 from components.core.losses import MaskedSparseCategoricalCrossentropy
+from components.core.config import ModelConfig
+from components.core.hyperparams import ConfigError
+from components.core.models.builder import build_model
 from components.core.models.unet import build_unet
 
 
@@ -24,12 +27,24 @@ def test_unet_rejects_sizes_not_divisible_by_its_depth():
         build_unet((36, 32, 3), num_classes=3, depth=3)
 
 
+def _tiny_unet_config(**changes) -> ModelConfig:
+    return ModelConfig.from_dict({"image_size": [16, 16], "unet": {"base_filters": 2, "depth": 1}, **changes})
+
+
 def test_unet_weights_round_trip(tmp_path):
-    model = build_unet((16, 16, 3), num_classes=3, base_filters=2, depth=1)
+    model = build_model(_tiny_unet_config(), num_classes=3)
     images = np.random.default_rng(0).normal(size=(1, 16, 16, 3)).astype(np.float32)
     model.save_weights(str(tmp_path / "weights"))
-    restored = build_unet((16, 16, 3), num_classes=3, base_filters=2, depth=1, weights=str(tmp_path / "weights"))
+    restored = build_model(_tiny_unet_config(init_checkpoint=str(tmp_path / "weights")), num_classes=3)
     np.testing.assert_allclose(restored(images), model(images), atol=1e-6)
+
+
+def test_a_missing_or_unfitting_checkpoint_is_an_error_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"'model.init_checkpoint' .*absent: no such weights file"):
+        build_model(_tiny_unet_config(init_checkpoint=str(tmp_path / "absent")), num_classes=3)
+    build_model(_tiny_unet_config(), num_classes=5).save_weights(str(tmp_path / "five_classes"))
+    with pytest.raises(ConfigError, match=r"'model.init_checkpoint' .*five_classes: the weights do not fit the unet"):
+        build_model(_tiny_unet_config(init_checkpoint=str(tmp_path / "five_classes")), num_classes=3)
 
 
 def test_masked_loss_ignores_void_pixels_and_averages_over_valid_ones():

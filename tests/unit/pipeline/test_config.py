@@ -55,3 +55,62 @@ def test_missing_file_and_non_mapping_are_errors_naming_the_file(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match=f"{bad}: expected a mapping"):
         load_config(bad)
+
+
+def test_overrides_reach_keys_at_any_depth():
+    config = load_config(DEFAULT_CONFIG, ["model.unet.depth=2", "training.optimizer.name=sgd",
+                                          "training.schedule.warmup_steps=5"])
+    assert config.model.unet.depth == 2
+    assert config.training.optimizer.name == "sgd"
+    assert config.training.schedule.warmup_steps == 5
+    assert load_config(DEFAULT_CONFIG).flat()["model.unet.base_filters"] == 16
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.unet.depht=2", "unknown key 'model.unet.depht'"),
+    ("model.unet=3", "'model.unet' must be a mapping"),
+    ("training.optimizer.name=lamb", "'training.optimizer.name' must be 'adam' or 'sgd'"),
+    ("training.schedule.name=step", "'training.schedule.name' must be 'cosine', 'poly' or 'constant'"),
+    ("training.schedule.warmup_steps=240", "'training.schedule.warmup_steps' must be fewer than the 240 training steps"),
+    ("model..depth=2", "expected section.key=value"),
+])
+def test_bad_nested_values_are_errors_naming_the_whole_key(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(DEFAULT_CONFIG, [override])
+    assert message in str(error.value)
+
+
+def test_an_experiment_file_holds_only_what_differs_from_its_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("data:\n  format: cityscapes\n  seed: 3\nmodel:\n  image_size: [64, 128]\n")
+    (tmp_path / "experiment.yaml").write_text("base: base.yaml\ndata:\n  seed: 5\n")
+    config = load_config(tmp_path / "experiment.yaml", ["training.epochs=2"])
+    assert (config.data.format, config.data.seed, config.model.image_size, config.training.epochs) == \
+        ("cityscapes", 5, (64, 128), 2)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="'base' chain loops back"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_shipped_experiment_files_restate_no_default():
+    import yaml
+
+    from components.core.hyperparams import flatten
+    from pipeline.config import CONFIGS_DIR
+
+    defaults = PipelineConfig().flat()
+    for path in sorted(CONFIGS_DIR.glob("*.yaml")):
+        own_values = flatten(yaml.safe_load(path.read_text()))
+        restated = {key: value for key, value in own_values.items()
+                    if key != "model.architecture" and defaults.get(key) == value}
+        assert not restated, f"{path.name} restates defaults: {restated}"
+
+
+def test_an_empty_or_binary_configuration_file_is_an_error_naming_the_file(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match=f"{empty}: the file is empty"):
+        load_config(empty)
+    binary = tmp_path / "picture.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(ConfigError, match=f"{binary}: not a text file"):
+        load_config(binary)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from components.core import sample_data
 from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.local_runner import (EVALUATOR_BEAM_ARGS, LOCAL_WORKER_ENVIRONMENT_FLAG, beam_pipeline_args,
-                                  component_beam_pipeline_args)
+from components.beam_options import LOCAL_WORKER_ENVIRONMENT_FLAG, local_component_args, local_pipeline_args
 from pipeline.pipeline import create_pipeline
 
 
@@ -13,6 +12,9 @@ def _pipeline(tmp_path, **kwargs):
     config = load_config(DEFAULT_CONFIG)
     return create_pipeline(config, data_dir=str(tmp_path / "data"), pipeline_root=str(tmp_path / "root"),
                            serving_model_dir=str(tmp_path / "serving"), tracking_uri="sqlite:///x.db", **kwargs)
+
+
+EVALUATOR_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
@@ -33,13 +35,13 @@ def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
 
 def test_local_beam_arguments_use_every_core_and_skip_the_tfx_package_build():
     config = load_config(DEFAULT_CONFIG, ["runtime.beam_workers=3"])
-    assert beam_pipeline_args(config) == ["--direct_running_mode=multi_processing", "--direct_num_workers=3",
+    assert local_pipeline_args(config.runtime) == ["--direct_running_mode=multi_processing", "--direct_num_workers=3",
                                           LOCAL_WORKER_ENVIRONMENT_FLAG]
-    assert component_beam_pipeline_args(config) == {
+    assert local_component_args(config.runtime) == {
         "Evaluator": EVALUATOR_BEAM_ARGS,
         "SegmentationExampleGen": ("--direct_running_mode=multi_threading", "--direct_num_workers=3")}
     in_memory = load_config(DEFAULT_CONFIG, ["runtime.beam_mode=in_memory"])
-    assert beam_pipeline_args(in_memory)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    assert local_pipeline_args(in_memory.runtime)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def test_every_shipped_config_builds_a_pipeline_on_its_generated_data(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of `segpipe score`, run in-process through components.cli.main on generated folders."""
+"""Tests of `segpipe score`, run in-process through pipeline.cli.main on generated folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.cli import main
+from pipeline.cli import main
 from components.core.label_maps import load_label_map
 
 # (gt, pred) pairs outside the void pixel: (0,0)x2 (15,15)x1 (15,0)x1 (7,7)x1.

@@ -1,0 +1,17 @@
+"""What the adapters share about each other's outputs: file names inside TFX artifacts.
+
+One component writes each of these and another reads it (the tracker reads the Trainer's history, for
+example); both name it from here, so no adapter imports another adapter for a constant.
+"""
+
+HISTORY_FILE = "history.json"
+"""In the Trainer's model-run folder: `{metric: [value per epoch]}`, learning rate included."""
+
+BEST_WEIGHTS = "checkpoints/best.weights"
+"""In the Trainer's model-run folder: the weights of the epoch with the best validation mIoU."""
+
+BACKUP_DIR = "backup"
+"""In the Trainer's model-run folder: the checkpoint a stopped training resumes from."""
+
+TENSORBOARD_DIR = "logs"
+"""In the Trainer's model-run folder: TensorBoard logs."""

@@ -1,0 +1,387 @@
+"""The experiment's typed configuration: one frozen dataclass per section, validated on construction.
+
+    PipelineConfig
+      data        DataConfig          dataset layout, folder, splits, synthetic data
+      model       ModelConfig         architecture ("unet" | "deeplabv3plus"), input size, checkpoint
+        unet          UNetConfig            depth and filters of the U-Net
+        deeplabv3plus DeepLabV3PlusConfig   output stride, ASPP and decoder widths
+          backbone      BackboneConfig        "mobilenetv2" | "resnet50", its own weights file
+      training    TrainingConfig      steps, batch, and its sub-sections:
+        optimizer     OptimizerConfig       "adam" | "sgd", learning rate, momentum, weight decay
+        schedule      ScheduleConfig        "cosine" | "poly" | "constant", warm-up
+        loss          LossConfig            "cross_entropy"
+        augmentation  AugmentationConfig    random horizontal flip
+      evaluation  EvaluationConfig    blessing thresholds
+      runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
+
+Sizes are always (height, width). Only the model's selected architecture sub-section is used; the other
+keeps its defaults. YAML files and ``--set`` overrides are read by ``pipeline.config``; components
+receive sections as JSON-able dicts (``to_dict``) and rebuild the same dataclasses (``from_dict``).
+Framework-free: imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from components.core.hyperparams import Config, ConfigError, require
+
+__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
+           "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
+           "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
+
+DATASET_FORMATS = ("voc", "cityscapes")
+ARCHITECTURES = ("unet",)
+BACKBONES = ("mobilenetv2", "resnet50")
+OUTPUT_STRIDES = (8, 16)
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "poly", "constant")
+LOSSES = ("cross_entropy",)
+BEAM_MODES = ("multi_processing", "multi_threading", "in_memory")
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return "must be " + ", ".join(f"'{name}'" for name in names[:-1]) + f" or '{names[-1]}'" \
+        if len(names) > 1 else f"must be '{names[0]}'"
+
+
+def _is_size(value: Any) -> bool:
+    return len(value) == 2 and all(side >= 1 for side in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(Config):
+    """Where the data comes from and how it is split.
+
+    Attributes:
+        format: dataset layout, "voc" or "cityscapes".
+        data_dir: root of the unpacked dataset; empty means "generate synthetic data".
+        splits: list files / folders to ingest; the first is trained on, the second evaluated.
+        strict: stop at the first bad image/mask pair instead of quarantining it.
+        synthetic_images: how many images `make run` generates when `data_dir` is empty.
+        synthetic_image_size: (height, width) of generated images.
+        seed: seed of the synthetic generator.
+    """
+
+    format: str = "voc"
+    data_dir: str = ""
+    splits: tuple[str, ...] = ("train", "val")
+    strict: bool = False
+    synthetic_images: int = 48
+    synthetic_image_size: tuple[int, int] = (64, 64)
+    seed: int = 0
+
+    def validate(self) -> None:
+        require(self.format in DATASET_FORMATS, "format", _one_of(DATASET_FORMATS))
+        require(len(self.splits) == 2 and len(set(self.splits)) == 2, "splits",
+                "must name two different splits: [train_split, eval_split]")
+        require(self.synthetic_images >= 4, "synthetic_images", "must be at least 4")
+        require(min(self.synthetic_image_size) >= 16, "synthetic_image_size",
+                "must be [height, width], each at least 16")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig(Config):
+    """The U-Net (Ronneberger et al. 2015): an encoder of `depth` down-sampling stages and a mirrored decoder.
+
+    Attributes:
+        base_filters: filters of the first stage, doubled at each level.
+        depth: number of down-sampling stages; the input size must be divisible by 2**depth.
+    """
+
+    base_filters: int = 16
+    depth: int = 3
+
+    def validate(self) -> None:
+        require(self.base_filters >= 1, "base_filters", "must be positive")
+        require(1 <= self.depth <= 6, "depth", "must be between 1 and 6")
+
+    @property
+    def stride(self) -> int:
+        """The largest down-sampling factor inside the network."""
+        return 2 ** self.depth
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig(Config):
+    """The feature extractor of an encoder-decoder network.
+
+    Attributes:
+        name: "mobilenetv2" or "resnet50" (tf-keras applications, dilated to the output stride).
+        weights: a local weights file of the backbone alone (e.g. ImageNet weights a user downloaded,
+            `include_top=False`); None trains from scratch. Nothing is downloaded at run time.
+        width_multiplier: MobileNetV2's `alpha` (1.0 = the standard width).
+    """
+
+    name: str = "mobilenetv2"
+    weights: str | None = None
+    width_multiplier: float = 1.0
+
+    def validate(self) -> None:
+        require(self.name in BACKBONES, "name", _one_of(BACKBONES))
+        require(self.weights != "", "weights", "must be a file path or null")
+        require(self.width_multiplier > 0, "width_multiplier", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepLabV3PlusConfig(Config):
+    """DeepLabv3+ (Chen et al. 2018): a dilated backbone, atrous spatial pyramid pooling and a decoder.
+
+    Attributes:
+        backbone: the feature extractor.
+        output_stride: input size / ASPP feature size, 16 or 8; ASPP rates are `aspp_rates` at 16,
+            doubled at 8.
+        aspp_rates: dilation rates of the three 3x3 ASPP branches at output stride 16.
+        aspp_filters: channels of every ASPP branch and of its projection.
+        low_level_filters: channels the low-level (stride-4) features are projected to.
+        decoder_filters: channels of the decoder's two 3x3 convolutions.
+    """
+
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    output_stride: int = 16
+    aspp_rates: tuple[int, int, int] = (6, 12, 18)
+    aspp_filters: int = 256
+    low_level_filters: int = 48
+    decoder_filters: int = 256
+
+    def validate(self) -> None:
+        require(self.output_stride in OUTPUT_STRIDES, "output_stride", "must be 8 or 16")
+        require(all(rate >= 1 for rate in self.aspp_rates), "aspp_rates", "must be positive")
+        for key in ("aspp_filters", "low_level_filters", "decoder_filters"):
+            require(getattr(self, key) >= 1, key, "must be positive")
+
+    @property
+    def stride(self) -> int:
+        """The largest down-sampling factor inside the network (the input size must be divisible by it)."""
+        return self.output_stride
+
+    @property
+    def atrous_rates(self) -> tuple[int, ...]:
+        """ASPP dilation rates at the configured output stride."""
+        return tuple(rate * 16 // self.output_stride for rate in self.aspp_rates)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Config):
+    """Which network to build: one of several architectures, each with its own sub-section.
+
+    Attributes:
+        architecture: "unet" or "deeplabv3plus"; selects the sub-section that is used.
+        image_size: (height, width) the model sees; tf.Transform resizes to it.
+        init_checkpoint: a Keras weights file of this whole model (e.g. an earlier run's) to start
+            from; None starts from scratch (or from the backbone's own weights).
+        unet: the U-Net's settings.
+        deeplabv3plus: DeepLabv3+'s settings.
+    """
+
+    architecture: str = "unet"
+    image_size: tuple[int, int] = (64, 64)
+    init_checkpoint: str | None = None
+    unet: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+    deeplabv3plus: DeepLabV3PlusConfig = dataclasses.field(default_factory=DeepLabV3PlusConfig)
+
+    def validate(self) -> None:
+        require(self.architecture in ARCHITECTURES, "architecture", _one_of(ARCHITECTURES))
+        require(self.init_checkpoint != "", "init_checkpoint", "must be a file path or null")
+        stride = self.selected.stride
+        rule = "2**depth" if self.architecture == "unet" else "the output stride"
+        require(_is_size(self.image_size) and all(side % stride == 0 for side in self.image_size),
+                "image_size", f"must be [height, width], each divisible by {rule} = {stride}")
+
+    @property
+    def selected(self) -> UNetConfig | DeepLabV3PlusConfig:
+        """The sub-section of the selected architecture."""
+        return getattr(self, self.architecture)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig(Config):
+    """The optimizer.
+
+    Attributes:
+        name: "adam" (AdamW when `weight_decay` > 0) or "sgd" (with momentum; decoupled weight decay
+            when `weight_decay` > 0).
+        learning_rate: peak learning rate for a global batch of `reference_batch_size`; the trainer
+            scales it linearly with the actual global batch (Goyal et al. 2017).
+        reference_batch_size: the global batch `learning_rate` is given for; 0 means the configured
+            `training.batch_size` (no scaling).
+        momentum: SGD momentum.
+        weight_decay: decoupled weight decay; 0 turns it off.
+    """
+
+    name: str = "adam"
+    learning_rate: float = 3e-3
+    reference_batch_size: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def validate(self) -> None:
+        require(self.name in OPTIMIZERS, "name", _one_of(OPTIMIZERS))
+        require(self.learning_rate > 0, "learning_rate", "must be positive")
+        require(self.reference_batch_size >= 0, "reference_batch_size", "must be 0 (the batch size) or more")
+        require(0.0 <= self.momentum < 1.0, "momentum", "must be in [0, 1)")
+        require(self.weight_decay >= 0.0, "weight_decay", "must be non-negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig(Config):
+    """The learning-rate schedule over all training steps.
+
+    Attributes:
+        name: "cosine" (decay to 0), "poly" ((1 - step/steps) ** power, the DeepLab recipe) or "constant".
+        warmup_steps: linear warm-up from 0 over this many first steps.
+        power: exponent of the poly schedule.
+    """
+
+    name: str = "cosine"
+    warmup_steps: int = 0
+    power: float = 0.9
+
+    def validate(self) -> None:
+        require(self.name in SCHEDULES, "name", _one_of(SCHEDULES))
+        require(self.warmup_steps >= 0, "warmup_steps", "must be non-negative")
+        require(self.power > 0, "power", "must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(Config):
+    """The training loss.
+
+    Attributes:
+        name: "cross_entropy": pixel-wise cross-entropy over the pixels whose label is not the ignore label.
+    """
+
+    name: str = "cross_entropy"
+
+    def validate(self) -> None:
+        require(self.name in LOSSES, "name", _one_of(LOSSES))
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig(Config):
+    """Augmentation of training batches (never of evaluation data); image and mask always move together.
+
+    Attributes:
+        horizontal_flip: flip each example left-right with probability 1/2.
+    """
+
+    horizontal_flip: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(Config):
+    """How the Trainer trains.
+
+    Attributes:
+        epochs: passes over `steps_per_epoch` batches; the pipeline asks TFX for epochs x steps_per_epoch
+            training steps, and the Trainer trains exactly the number of steps TFX gives it.
+        steps_per_epoch: training steps between two validations.
+        batch_size: global batch size (split across replicas).
+        eval_steps: validation batches after each epoch.
+        seed: seed of weight initialisation, shuffling and augmentation, so that a run repeats; None
+            draws new ones each run.
+        optimizer, schedule, loss, augmentation: the sub-sections.
+    """
+
+    epochs: int = 8
+    steps_per_epoch: int = 30
+    batch_size: int = 8
+    eval_steps: int = 4
+    seed: int | None = None
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    augmentation: AugmentationConfig = dataclasses.field(default_factory=AugmentationConfig)
+
+    def validate(self) -> None:
+        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps"):
+            require(getattr(self, key) >= 1, key, "must be at least 1")
+        require(self.schedule.warmup_steps < self.total_steps, "schedule.warmup_steps",
+                f"must be fewer than the {self.total_steps} training steps")
+
+    @property
+    def total_steps(self) -> int:
+        """Training steps the pipeline asks for."""
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig(Config):
+    """How the Evaluator blesses a model.
+
+    Attributes:
+        miou_threshold: the candidate's mIoU must be at least this.
+        miou_max_drop: the candidate may fall at most this far below the last blessed model.
+    """
+
+    miou_threshold: float = 0.3
+    miou_max_drop: float = 0.01
+
+    def validate(self) -> None:
+        require(0.0 <= self.miou_threshold <= 1.0, "miou_threshold", "must be in [0, 1]")
+        require(self.miou_max_drop >= 0.0, "miou_max_drop", "must be non-negative")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig(Config):
+    """Where and how the pipeline runs.
+
+    Attributes:
+        pipeline_name: name of the TFX pipeline (and default name of the MLflow experiment and model).
+        beam_mode: DirectRunner running mode of the Beam components ("multi_processing",
+            "multi_threading" or "in_memory"); local runs keep the ExampleGen multi-threaded and the
+            Evaluator in-memory, the modes measured fastest for them (see `components.beam_options`).
+        beam_workers: DirectRunner workers; 0 means one per core.
+        enable_cache: reuse TFX results of unchanged inputs.
+        mlflow_tracking_uri: MLflow store; empty means a SQLite file in the output folder.
+        mlflow_experiment: experiment name; empty means the pipeline name.
+        mlflow_registered_model: name of the registered model that pushed models become versions of;
+            empty means the pipeline name.
+    """
+
+    pipeline_name: str = "segpipe"
+    beam_mode: str = "multi_processing"
+    beam_workers: int = 0
+    enable_cache: bool = False
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment: str = ""
+    mlflow_registered_model: str = ""
+
+    def validate(self) -> None:
+        require(self.beam_mode in BEAM_MODES, "beam_mode",
+                "must be 'multi_processing', 'multi_threading' or 'in_memory'")
+        require(self.beam_workers >= 0, "beam_workers", "must be 0 (one per core) or more")
+        require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.pipeline_name) is not None,
+                "pipeline_name", "must be lower-case letters, digits and '-' (as Kubeflow requires)")
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment runs are logged to."""
+        return self.mlflow_experiment or self.pipeline_name
+
+    @property
+    def registered_model(self) -> str:
+        """The MLflow registered model pushed models become versions of."""
+        return self.mlflow_registered_model or self.pipeline_name
+
+
+TRAINER_SECTIONS = ("model", "training")
+"""The sections training depends on: the Trainer's `custom_config` (hence TFX's cache key) holds only these."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig(Config):
+    """The whole experiment: one YAML file (plus the files it is based on and any overrides)."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def trainer_sections(self) -> dict[str, Any]:
+        """The part of `to_dict()` the Trainer receives (see `TRAINER_SECTIONS`)."""
+        values = self.to_dict()
+        return {name: values[name] for name in TRAINER_SECTIONS}

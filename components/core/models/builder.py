@@ -1,0 +1,47 @@
+"""Builds the network a `ModelConfig` describes, and starts it from a whole-model checkpoint when given one.
+
+Every architecture maps images [B, H, W, 3] to per-class logits [B, H, W, num_classes] at the input
+resolution, with a float32 head.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras as keras
+
+from components.core.config import ModelConfig
+from components.core.hyperparams import ConfigError
+from components.core.models.unet import build_unet
+
+
+def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
+    """Builds the configured architecture (call inside a distribution strategy's scope).
+
+    Raises:
+        ConfigError: `model.init_checkpoint` names no checkpoint, or one that does not fit the model.
+    """
+    height, width = config.image_size
+    if config.architecture == "unet":
+        model = build_unet((height, width, 3), num_classes, base_filters=config.unet.base_filters,
+                           depth=config.unet.depth)
+    else:  # ModelConfig.validate admits only the architectures above
+        raise ConfigError(f"'model.architecture' {config.architecture!r} has no builder")
+    if config.init_checkpoint:
+        load_checkpoint(model, config.init_checkpoint, "model.init_checkpoint")
+    return model
+
+
+def load_checkpoint(model: keras.Model, path: str, key: str) -> None:
+    """Loads a Keras weights file (TF checkpoint prefix or .h5) into `model`.
+
+    Raises:
+        ConfigError: naming `key`, when the file does not exist or its weights do not fit `model`.
+    """
+    if not (tf.io.gfile.exists(path) or tf.io.gfile.exists(path + ".index")):
+        raise ConfigError(f"'{key}' {path}: no such weights file")
+    try:
+        model.load_weights(path).assert_existing_objects_matched() if not path.endswith(".h5") \
+            else model.load_weights(path)
+    except (ValueError, AssertionError, tf.errors.OpError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"'{key}' {path}: the weights do not fit the {model.name} model ({first_line})") from None

@@ -1,0 +1,80 @@
+"""The Trainer's input pipeline: raw examples -> tf.Transform graph -> (augmented) (image, mask) batches.
+
+The Trainer reads the raw ingested examples (Transform runs with `materialize=False`) and applies the
+transform graph here, so the same graph is embedded in the exported model. Training batches are
+shuffled, repeated and augmented; evaluation batches never are.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components.core import features
+from components.core.config import AugmentationConfig
+
+
+def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
+                 transform_output: tft.TFTransformOutput, batch_size: int,
+                 augmentation: AugmentationConfig | None = None, seed: int | None = None) -> tf.data.Dataset:
+    """Reads raw examples, applies the transform graph and yields (image, mask) batches.
+
+    Args:
+        file_pattern: TFRecord file patterns of one split.
+        data_accessor: the Trainer's data accessor.
+        transform_output: the Transform component's output.
+        batch_size: global batch size.
+        augmentation: for training data: shuffle, repeat and augment as configured; None for
+            evaluation data (read in order, repeated so that every epoch can take its batches).
+        seed: seed of shuffling and augmentation (None: different each run).
+    """
+    training = augmentation is not None
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=training, num_epochs=None,
+                                       shuffle_seed=seed if training else None),
+        transform_output.raw_metadata.schema)
+    transform_layer = transform_output.transform_features_layer()
+
+    def to_pair(raw):
+        transformed = transform_layer(raw)
+        return transformed[features.IMAGE], transformed[features.MASK]
+
+    dataset = dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = augment(dataset, augmentation, seed)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def augment(dataset: tf.data.Dataset, config: AugmentationConfig, seed: int | None = None) -> tf.data.Dataset:
+    """Applies the configured augmentations to a dataset of (images, masks) batches.
+
+    Every batch draws its randomness from its own stateless seed, taken in order from a seeded stream
+    (`tf.data.Dataset.random(seed)`), so a fixed `seed` repeats the same augmentations whatever
+    the parallelism of the map; `seed` None gives different ones each run.
+    """
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+    def augment_batch(batch, seed):
+        images, masks = batch
+        if config.horizontal_flip:
+            images, masks = random_horizontal_flip(images, masks, seed)
+        return images, masks
+
+    return tf.data.Dataset.zip((dataset, seeds)).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def random_horizontal_flip(images, masks, seed):
+    """Flips each (image, mask) pair of a batch left-right with probability 1/2, both alike.
+
+    Args:
+        images: [B, H, W, C].
+        masks: [B, H, W].
+        seed: stateless seed, an int64 tensor of shape [2]: the same seed gives the same flips.
+    """
+    flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    masks = tf.where(flip[:, None, None], tf.reverse(masks, axis=[2]), masks)
+    return images, masks

@@ -1,0 +1,52 @@
+"""The Trainer's model, optimizer, loss and metrics, built from the `model` and `training` config sections.
+
+The learning rate is given for a reference global batch (`training.optimizer.reference_batch_size`, by
+default the configured batch) and scaled linearly to the actual global batch (Goyal et al. 2017,
+"Accurate, Large Minibatch SGD"), so that running the same recipe on more replicas keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import tf_keras as keras
+
+from components.core.config import OptimizerConfig, PipelineConfig
+from components.core.keras_metrics import SegmentationMeanIoU
+from components.core.label_maps import LabelMap
+from components.core.losses import MaskedSparseCategoricalCrossentropy
+from components.core.models.builder import build_model
+from components.core.schedules import WarmupSchedule
+
+
+def scaled_learning_rate(optimizer: OptimizerConfig, global_batch_size: int) -> float:
+    """The peak learning rate for `global_batch_size` (linear scaling from the reference batch)."""
+    reference = optimizer.reference_batch_size or global_batch_size
+    return optimizer.learning_rate * global_batch_size / reference
+
+
+def build_optimizer(config: PipelineConfig, total_steps: int, global_batch_size: int) -> keras.optimizers.Optimizer:
+    """The configured optimizer with its learning-rate schedule over `total_steps`."""
+    optimizer, schedule = config.training.optimizer, config.training.schedule
+    learning_rate = WarmupSchedule(schedule.name, scaled_learning_rate(optimizer, global_batch_size),
+                                   total_steps, warmup_steps=min(schedule.warmup_steps, total_steps - 1),
+                                   power=schedule.power)
+    if optimizer.name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=optimizer.momentum,
+                                    weight_decay=optimizer.weight_decay or None)
+    if optimizer.weight_decay:
+        return keras.optimizers.AdamW(learning_rate, weight_decay=optimizer.weight_decay)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def build_loss(config: PipelineConfig, label_map: LabelMap) -> keras.losses.Loss:
+    """The configured loss; pixels labelled with the label map's ignore label never count."""
+    return MaskedSparseCategoricalCrossentropy(ignore_label=label_map.ignore_label)
+
+
+def build_compiled_model(config: PipelineConfig, label_map: LabelMap, total_steps: int,
+                         global_batch_size: int) -> keras.Model:
+    """Builds and compiles the configured network (call inside the strategy scope)."""
+    model = build_model(config.model, label_map.num_classes)
+    model.compile(optimizer=build_optimizer(config, total_steps, global_batch_size),
+                  loss=build_loss(config, label_map),
+                  metrics=[SegmentationMeanIoU(label_map.num_classes, ignore_class=label_map.ignore_label)])
+    return model
