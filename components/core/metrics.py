@@ -6,8 +6,9 @@ the benchmarks, ``segpipe score`` and the unit tests.
 
 Conventions:
     * Ground truth ``gt`` and prediction ``pred`` are class-id maps of equal shape. Valid ids are
-      ``0 .. num_classes - 1``; ``gt`` may also hold the ignore label (255 by default). Pixels whose
-      ground truth is the ignore label are excluded from every metric.
+      ``0 .. num_classes - 1``; ``gt`` may also hold the ignore label (by default
+      :data:`~components.core.label_maps.IGNORE_LABEL`, 255; adapters holding a label map pass its
+      ``ignore_label``). Pixels whose ground truth is the ignore label are excluded from every metric.
     * Dataset-level scores are computed from ONE confusion matrix accumulated over the whole evaluation
       set (never an average of per-image or per-batch scores).
     * A class whose score is undefined (absent from both ground truth and prediction) is reported as
@@ -32,8 +33,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-IGNORE_LABEL = 255
-"""Ground-truth id of pixels excluded from evaluation (VOC void, Cityscapes trainId 255)."""
+from components.core.label_maps import IGNORE_LABEL
 
 _OPENCV_EXACT_SQUARED_DISTANCE_LIMIT = 2**22
 """Squared distances (px^2) below which OpenCV's float32 distance transform rounds back exactly.

@@ -49,8 +49,8 @@ from typing import Container, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from components.core.label_maps import NO_ID, LabelMap, load_label_map
-from components.core.metrics import IGNORE_LABEL, InvalidClassMapError, SegmentationEvaluator
+from components.core.label_maps import IGNORE_LABEL, NO_ID, LabelMap, load_label_map
+from components.core.metrics import InvalidClassMapError, SegmentationEvaluator
 
 logger = logging.getLogger(__name__)
 

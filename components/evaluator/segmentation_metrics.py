@@ -71,8 +71,9 @@ EXAMPLE_SCORES_KEY = "segpipe_example_scores"
 
 
 def new_evaluator(label_map: str, hausdorff: bool) -> SegmentationEvaluator:
-    """An empty evaluator for the classes of `label_map`."""
-    return SegmentationEvaluator(load_label_map(label_map).num_classes, compute_hausdorff=hausdorff)
+    """An empty evaluator for the classes and ignore label of `label_map`."""
+    labels = load_label_map(label_map)
+    return SegmentationEvaluator(labels.num_classes, ignore_label=labels.ignore_label, compute_hausdorff=hausdorff)
 
 
 class OriginalResolutionPreprocessor(metric_types.Preprocessor):
