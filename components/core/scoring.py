@@ -49,8 +49,9 @@ from typing import Container, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from components.core.class_maps import InvalidClassMapError
 from components.core.label_maps import IGNORE_LABEL, NO_ID, LabelMap, load_label_map
-from components.core.metrics import InvalidClassMapError, SegmentationEvaluator
+from components.core.metrics import SegmentationEvaluator
 
 logger = logging.getLogger(__name__)
 

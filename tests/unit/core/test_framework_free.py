@@ -12,7 +12,8 @@ FRAMEWORKS = {"tensorflow", "tf_keras", "keras", "tfx", "apache_beam", "mlflow"}
 
 
 @pytest.mark.parametrize("module", ["components.core.label_maps", "components.core.sample_data",
-                                    "components.core.metrics", "components.core.scoring",
+                                    "components.core.class_maps", "components.core.metrics",
+                                    "components.core.hausdorff", "components.core.scoring",
                                     "components.core.reports"])
 def test_core_module_imports_no_ml_framework(module):
     script = f"import sys, {module}; print('\\n'.join(sys.modules))"
