@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from components.core.class_maps import check_num_classes, validate_pair
+from components.core.evaluation_result import HausdorffScores
 from components.core.label_maps import IGNORE_LABEL
 
 _OPENCV_EXACT_SQUARED_DISTANCE_LIMIT = 2**22
@@ -295,17 +296,18 @@ class HausdorffAccumulator:
         self.one_empty += other.one_empty
         return self
 
-    def result(self, class_names: Sequence[str]) -> dict:
-        """JSON-able summary.
+    def result(self, class_names: Sequence[str]) -> HausdorffScores:
+        """The accumulated distances.
 
         Args:
             class_names: One name per class id.
 
         Returns:
-            Dict with ``hd`` and ``hd95`` (means over all (image, class) pairs with both masks
-            non-empty, ``None`` without any pair), ``per_class_hd`` / ``per_class_hd95`` ({name: mean
-            or None}), ``hd_pairs`` and ``per_class_hd_pairs`` (pair counts), ``hd_one_empty`` and
-            ``per_class_hd_one_empty`` (counts of (image, class) with exactly one mask empty).
+            :class:`~components.core.evaluation_result.HausdorffScores`: ``hd`` and ``hd95`` (means over
+            all (image, class) pairs with both masks non-empty, ``None`` without any pair),
+            ``per_class_hd`` / ``per_class_hd95`` ({name: mean or None}), ``hd_pairs`` and
+            ``per_class_hd_pairs`` (pair counts), ``hd_one_empty`` and ``per_class_hd_one_empty``
+            (counts of (image, class) with exactly one mask empty).
 
         Raises:
             ValueError: when ``class_names`` has the wrong length.
@@ -318,13 +320,13 @@ class HausdorffAccumulator:
         def mean(total: float, count: int) -> float | None:
             return float(total / count) if count > 0 else None
 
-        return {
-            "hd": mean(self.hd_sum.sum(), total_pairs),
-            "hd95": mean(self.hd95_sum.sum(), total_pairs),
-            "per_class_hd": {n: mean(s, c) for n, s, c in zip(class_names, self.hd_sum, self.pairs)},
-            "per_class_hd95": {n: mean(s, c) for n, s, c in zip(class_names, self.hd95_sum, self.pairs)},
-            "hd_pairs": total_pairs,
-            "per_class_hd_pairs": {n: int(c) for n, c in zip(class_names, self.pairs)},
-            "hd_one_empty": int(self.one_empty.sum()),
-            "per_class_hd_one_empty": {n: int(c) for n, c in zip(class_names, self.one_empty)},
-        }
+        return HausdorffScores(
+            hd=mean(self.hd_sum.sum(), total_pairs),
+            hd95=mean(self.hd95_sum.sum(), total_pairs),
+            per_class_hd={n: mean(s, c) for n, s, c in zip(class_names, self.hd_sum, self.pairs)},
+            per_class_hd95={n: mean(s, c) for n, s, c in zip(class_names, self.hd95_sum, self.pairs)},
+            hd_pairs=total_pairs,
+            per_class_hd_pairs={n: int(c) for n, c in zip(class_names, self.pairs)},
+            hd_one_empty=int(self.one_empty.sum()),
+            per_class_hd_one_empty={n: int(c) for n, c in zip(class_names, self.one_empty)},
+        )

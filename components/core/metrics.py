@@ -22,12 +22,14 @@ Main entry points:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Sequence
 
 import numpy as np
 
 from components.core.class_maps import check_num_classes, validate_pair
+from components.core.evaluation_result import EvaluationResult
 from components.core.hausdorff import HausdorffAccumulator
 from components.core.label_maps import IGNORE_LABEL
 
@@ -139,7 +141,7 @@ class ConfusionMatrix:
         self._matrix += other._matrix
         return self
 
-    def scores(self, class_names: Sequence[str]) -> dict:
+    def scores(self, class_names: Sequence[str]) -> EvaluationResult:
         """Returns :func:`scores_from_confusion` of the accumulated matrix."""
         return scores_from_confusion(self._matrix, class_names)
 
@@ -209,7 +211,7 @@ def _optional_float(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def scores_from_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> dict:
+def scores_from_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> EvaluationResult:
     """Dataset-level scores from an accumulated confusion matrix.
 
     Formulas (``M`` rows ground truth, columns prediction; see :func:`per_class_iou`):
@@ -225,10 +227,11 @@ def scores_from_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> dic
         class_names: One name per row of ``matrix``, in class-id order.
 
     Returns:
-        A JSON-able dict with keys ``miou``, ``per_class_iou`` ({name: float or None}),
-        ``pixel_accuracy``, ``mean_dice``, ``per_class_dice``, ``evaluated_pixels`` and
-        ``classes_in_mean`` (how many classes the means average). Means and accuracy are ``None``
-        when undefined (no evaluated pixel).
+        An :class:`~components.core.evaluation_result.EvaluationResult` without Hausdorff distances:
+        ``miou``, ``per_class_iou`` ({name: float or None}), ``pixel_accuracy``, ``mean_dice``,
+        ``per_class_dice``, ``evaluated_pixels``, ``classes_in_mean`` (how many classes the means
+        average), ``class_names`` and the ``confusion_matrix``. Means and accuracy are ``None`` when
+        undefined (no evaluated pixel).
 
     Raises:
         ValueError: when the matrix is not square or ``class_names`` has the wrong length.
@@ -241,15 +244,17 @@ def scores_from_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> dic
         raise ValueError(f"got {len(class_names)} class names for a {matrix.shape[0]}-class confusion matrix")
     if len(set(class_names)) != len(class_names):
         raise ValueError(f"class names must be unique, got {class_names}")
-    return {
-        "miou": _nan_mean(iou),
-        "per_class_iou": {name: _optional_float(value) for name, value in zip(class_names, iou)},
-        "pixel_accuracy": _optional_float(pixel_accuracy(matrix)),
-        "mean_dice": _nan_mean(dice),
-        "per_class_dice": {name: _optional_float(value) for name, value in zip(class_names, dice)},
-        "evaluated_pixels": int(matrix.sum()),
-        "classes_in_mean": int(np.count_nonzero(~np.isnan(iou))),
-    }
+    return EvaluationResult(
+        miou=_nan_mean(iou),
+        per_class_iou={name: _optional_float(value) for name, value in zip(class_names, iou)},
+        pixel_accuracy=_optional_float(pixel_accuracy(matrix)),
+        mean_dice=_nan_mean(dice),
+        per_class_dice={name: _optional_float(value) for name, value in zip(class_names, dice)},
+        evaluated_pixels=int(matrix.sum()),
+        classes_in_mean=int(np.count_nonzero(~np.isnan(iou))),
+        class_names=class_names,
+        confusion_matrix=matrix,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ class SegmentationEvaluator:
         >>> evaluator = SegmentationEvaluator(num_classes=19)
         >>> for gt, pred in pairs:
         ...     evaluator.add(gt, resize_nearest(pred, gt.shape))
-        >>> report = evaluator.result(class_names)  # miou, per_class_iou, ..., hd95, hd_one_empty
+        >>> result = evaluator.result(class_names)  # result.miou, result.per_class_iou, result.hausdorff.hd95, ...
     """
 
     def __init__(
@@ -302,12 +307,13 @@ class SegmentationEvaluator:
             self.hausdorff.merge(other.hausdorff)
         return self
 
-    def result(self, class_names: Sequence[str]) -> dict:
-        """:func:`scores_from_confusion` merged with :meth:`HausdorffAccumulator.result` (JSON-able)."""
-        report = self.confusion.scores(class_names)
-        if self.hausdorff is not None:
-            report.update(self.hausdorff.result(class_names))
-        return report
+    def result(self, class_names: Sequence[str]) -> EvaluationResult:
+        """:func:`scores_from_confusion` with :meth:`HausdorffAccumulator.result` as its ``hausdorff``
+        (``None`` when the distances are not computed)."""
+        scores = self.confusion.scores(class_names)
+        if self.hausdorff is None:
+            return scores
+        return dataclasses.replace(scores, hausdorff=self.hausdorff.result(class_names))
 
 
 # --------------------------------------------------------------------------------------------------

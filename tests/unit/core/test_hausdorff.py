@@ -187,16 +187,16 @@ def test_accumulator_counts_pairs_and_one_empty_cases() -> None:
     accumulator = HausdorffAccumulator(num_classes=5)
     accumulator.add(gt, pred)
     result = accumulator.result(["bg", "a", "b", "c", "d"])
-    assert result["per_class_hd_pairs"] == {"bg": 1, "a": 1, "b": 0, "c": 0, "d": 0}
-    assert result["per_class_hd_one_empty"] == {"bg": 0, "a": 0, "b": 1, "c": 1, "d": 0}
-    assert result["hd_pairs"] == 2 and result["hd_one_empty"] == 2
-    assert result["per_class_hd"]["a"] == 5.0 and result["per_class_hd95"]["a"] == 5.0
-    assert result["per_class_hd"]["b"] is None and result["per_class_hd"]["d"] is None
+    assert result.per_class_hd_pairs == {"bg": 1, "a": 1, "b": 0, "c": 0, "d": 0}
+    assert result.per_class_hd_one_empty == {"bg": 0, "a": 0, "b": 1, "c": 1, "d": 0}
+    assert result.hd_pairs == 2 and result.hd_one_empty == 2
+    assert result.per_class_hd["a"] == 5.0 and result.per_class_hd95["a"] == 5.0
+    assert result.per_class_hd["b"] is None and result.per_class_hd["d"] is None
     background_hd, background_hd95 = hausdorff_distances(gt == 0, pred == 0)
-    assert result["per_class_hd"]["bg"] == pytest.approx(background_hd)
-    assert result["hd"] == pytest.approx((background_hd + 5.0) / 2)
-    assert result["hd95"] == pytest.approx((background_hd95 + 5.0) / 2)
-    json.dumps(result, allow_nan=False)
+    assert result.per_class_hd["bg"] == pytest.approx(background_hd)
+    assert result.hd == pytest.approx((background_hd + 5.0) / 2)
+    assert result.hd95 == pytest.approx((background_hd95 + 5.0) / 2)
+    json.dumps(result.to_dict(), allow_nan=False)
 
 
 def test_accumulator_excludes_ignored_pixels_from_both_masks() -> None:
@@ -211,10 +211,10 @@ def test_accumulator_excludes_ignored_pixels_from_both_masks() -> None:
     accumulator = HausdorffAccumulator(num_classes=3)
     accumulator.add(gt, pred)
     result = accumulator.result(["bg", "a", "b"])
-    assert result["per_class_hd"]["a"] == 0.0
-    assert result["per_class_hd_pairs"]["b"] == 0 and result["per_class_hd_one_empty"]["b"] == 0
+    assert result.per_class_hd["a"] == 0.0
+    assert result.per_class_hd_pairs["b"] == 0 and result.per_class_hd_one_empty["b"] == 0
     background_mask = (gt == 0)
-    assert result["per_class_hd"]["bg"] == pytest.approx(
+    assert result.per_class_hd["bg"] == pytest.approx(
         hausdorff_distances(background_mask, (pred == 0) & (gt != 255))[0]
     )
 
@@ -231,7 +231,7 @@ def test_accumulator_means_over_images_and_merge() -> None:
     second.add(*image_3)
     merged = first.merge(second).result(names)
     assert merged == sequential.result(names)
-    assert merged["per_class_hd"]["a"] == 4.0 and merged["per_class_hd_pairs"]["a"] == 2
+    assert merged.per_class_hd["a"] == 4.0 and merged.per_class_hd_pairs["a"] == 2
     with pytest.raises(ValueError, match="spacing"):
         first.merge(HausdorffAccumulator(2, spacing=0.5))
 
@@ -268,9 +268,9 @@ def test_hausdorff_on_real_cityscapes_labels_agrees_with_medpy(shared_data: path
     for class_id in range(7, 34):
         gt_mask, pred_mask = gt == class_id, (pred == class_id) & valid
         if gt_mask.any() and pred_mask.any():
-            assert result["per_class_hd"][str(class_id)] == pytest.approx(medpy_binary.hd(pred_mask, gt_mask), abs=1e-6)
-            assert result["per_class_hd95"][str(class_id)] == pytest.approx(
+            assert result.per_class_hd[str(class_id)] == pytest.approx(medpy_binary.hd(pred_mask, gt_mask), abs=1e-6)
+            assert result.per_class_hd95[str(class_id)] == pytest.approx(
                 medpy_binary.hd95(pred_mask, gt_mask), abs=1e-6
             )
             checked += 1
-    assert checked == result["hd_pairs"] >= 8
+    assert checked == result.hd_pairs >= 8

@@ -4,6 +4,7 @@ distances are tested in test_hausdorff.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -61,34 +62,34 @@ def test_confusion_matrix_without_ignore_label_counts_every_pixel() -> None:
 def test_scores_known_answers_with_absent_class_left_out() -> None:
     scores = scores_from_confusion(EXPECTED_MATRIX, NAMES)
     # IoU = TP / (TP + FP + FN): background 1/(1+1+1), cat 2/(2+1+0), dog 0/(0+0+1), bird undefined.
-    assert scores["per_class_iou"] == pytest.approx({"background": 1 / 3, "cat": 2 / 3, "dog": 0.0, "bird": None})
-    assert scores["per_class_iou"]["bird"] is None
-    assert scores["miou"] == pytest.approx((1 / 3 + 2 / 3 + 0.0) / 3)  # bird is neither 0 nor 1: left out
+    assert scores.per_class_iou == pytest.approx({"background": 1 / 3, "cat": 2 / 3, "dog": 0.0, "bird": None})
+    assert scores.per_class_iou["bird"] is None
+    assert scores.miou == pytest.approx((1 / 3 + 2 / 3 + 0.0) / 3)  # bird is neither 0 nor 1: left out
     # Dice = 2TP / (2TP + FP + FN): background 2/4, cat 4/5, dog 0/1.
-    assert scores["per_class_dice"] == pytest.approx({"background": 0.5, "cat": 0.8, "dog": 0.0, "bird": None})
-    assert scores["mean_dice"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
-    assert scores["pixel_accuracy"] == pytest.approx(3 / 5)
-    assert scores["evaluated_pixels"] == 5
-    assert scores["classes_in_mean"] == 3
-    json.dumps(scores, allow_nan=False)  # JSON-able, no NaN
+    assert scores.per_class_dice == pytest.approx({"background": 0.5, "cat": 0.8, "dog": 0.0, "bird": None})
+    assert scores.mean_dice == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert scores.pixel_accuracy == pytest.approx(3 / 5)
+    assert scores.evaluated_pixels == 5
+    assert scores.classes_in_mean == 3
+    json.dumps(scores.to_dict(), allow_nan=False)  # JSON-able, no NaN
 
 
 def test_class_only_predicted_counts_as_zero_in_the_mean() -> None:
     gt = np.array([[0, 0], [0, 0]])
     pred = np.array([[0, 0], [0, 1]])  # class 1 never in the ground truth: FP only -> IoU 0, in the mean
     scores = scores_from_confusion(confusion_matrix(gt, pred, 3), ["a", "b", "c"])
-    assert scores["per_class_iou"] == {"a": pytest.approx(3 / 4), "b": 0.0, "c": None}
-    assert scores["miou"] == pytest.approx((3 / 4 + 0.0) / 2)
+    assert scores.per_class_iou == {"a": pytest.approx(3 / 4), "b": 0.0, "c": None}
+    assert scores.miou == pytest.approx((3 / 4 + 0.0) / 2)
 
 
 def test_perfect_prediction_and_empty_matrix() -> None:
     gt = np.array([[0, 1], [1, 255]])
     perfect = scores_from_confusion(confusion_matrix(gt, np.array([[0, 1], [1, 0]]), 2), ["a", "b"])
-    assert perfect["miou"] == 1.0 and perfect["pixel_accuracy"] == 1.0 and perfect["mean_dice"] == 1.0
+    assert perfect.miou == 1.0 and perfect.pixel_accuracy == 1.0 and perfect.mean_dice == 1.0
     empty = scores_from_confusion(np.zeros((2, 2), dtype=np.int64), ["a", "b"])
-    assert empty["miou"] is None and empty["pixel_accuracy"] is None and empty["mean_dice"] is None
-    assert empty["per_class_iou"] == {"a": None, "b": None}
-    json.dumps(empty, allow_nan=False)
+    assert empty.miou is None and empty.pixel_accuracy is None and empty.mean_dice is None
+    assert empty.per_class_iou == {"a": None, "b": None}
+    json.dumps(empty.to_dict(), allow_nan=False)
 
 
 def test_array_helpers_return_nan_for_undefined_classes() -> None:
@@ -181,11 +182,11 @@ def test_evaluator_combines_both_reports() -> None:
         confusion.add(gt, pred)
         hausdorff.add(gt, pred)
     report = evaluator.result(NAMES)
-    assert report == {**confusion.scores(NAMES), **hausdorff.result(NAMES)}
-    json.dumps(report, allow_nan=False)
+    assert report == dataclasses.replace(confusion.scores(NAMES), hausdorff=hausdorff.result(NAMES))
+    json.dumps(report.to_dict(), allow_nan=False)
     without_hausdorff = SegmentationEvaluator(4, compute_hausdorff=False)
     without_hausdorff.add(*pairs[0])
-    assert "hd95" not in without_hausdorff.result(NAMES)
+    assert without_hausdorff.result(NAMES).hausdorff is None
     with pytest.raises(ValueError, match=r"pred holds ids"):
         evaluator.add(pairs[0][0], pairs[0][1] + 4)
 
@@ -272,14 +273,14 @@ def test_miou_agrees_with_cityscapesscripts(
     for name in class_names:
         reference = reference_iou[name]
         if math.isnan(reference):
-            assert scores["per_class_iou"][name] is None, name
+            assert scores.per_class_iou[name] is None, name
         else:
-            assert scores["per_class_iou"][name] == pytest.approx(reference, abs=1e-6), name
-    assert scores["per_class_iou"]["rider"] == 0.0 and scores["per_class_iou"]["wall"] == 0.0
-    assert [name for name in class_names if scores["per_class_iou"][name] is None] == [
+            assert scores.per_class_iou[name] == pytest.approx(reference, abs=1e-6), name
+    assert scores.per_class_iou["rider"] == 0.0 and scores.per_class_iou["wall"] == 0.0
+    assert [name for name in class_names if scores.per_class_iou[name] is None] == [
         "truck", "bus", "train", "motorcycle", "bicycle"
     ]
-    assert scores["miou"] == pytest.approx(reference_miou, abs=1e-6)
+    assert scores.miou == pytest.approx(reference_miou, abs=1e-6)
 
 
 def test_invalid_ids_say_which_map_holds_them_and_survive_pickling() -> None:
