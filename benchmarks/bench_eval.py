@@ -246,7 +246,7 @@ def run_baseline(val_files: list[str], model_dir: Path, batch_size: int) -> tupl
             ground_truth = decode_mask_png(example.features.feature[MASK_ENCODED].bytes_list.value[0])
             evaluator.add(ground_truth, resize_nearest(prediction, ground_truth.shape))
         stages["metrics"] += time.perf_counter() - start
-    return evaluator.result(label_map.class_names)["miou"], stages
+    return evaluator.result(label_map.class_names).miou, stages
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 from medpy.metric.binary import hd95 as medpy_hd95
 from scipy import ndimage
 
-from components.core.metrics import hausdorff_distances
+from components.core.hausdorff import hausdorff_distances
 
 HEIGHT, WIDTH = 1024, 2048
 OUR_REPEATS = 21

@@ -1,8 +1,9 @@
 """Evaluation report artifacts: per-class tables, a confusion-matrix heat-map and prediction panels.
 
-The pipeline's report step and ``segpipe score --report DIR`` render the same files from a result
-dict as returned by :meth:`SegmentationEvaluator.result <components.core.metrics.SegmentationEvaluator.result>`
-or :func:`components.core.scoring.score_folders`:
+The pipeline's report step and ``segpipe score --report DIR`` render the same files from an
+:class:`~components.core.evaluation_result.EvaluationResult` (as :meth:`SegmentationEvaluator.result
+<components.core.metrics.SegmentationEvaluator.result>` returns it), or from its ``to_dict()`` form (as
+:func:`components.core.scoring.score_folders` returns it); every function here accepts either:
 
 * ``per_class.json`` and ``per_class.md`` (:func:`write_per_class_table`): IoU, Dice, HD95 and the
   Hausdorff pair counts of every class, plus the overall scores;
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -26,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from components.core.evaluation_result import EvaluationResult
 from components.core.label_maps import LabelMap
 
 PER_CLASS_JSON = "per_class.json"
@@ -35,24 +37,19 @@ CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 MISSING_VALUE = "—"
 """How the Markdown table shows a null (undefined or not computed) value."""
 
+CLASS_COLUMN = "class"
+"""Row key (and header) of the class name."""
+
 TABLE_COLUMNS = (
-    ("class", "class"),
+    (CLASS_COLUMN, "class"),
     ("iou", "IoU"),
     ("dice", "Dice"),
     ("hd95", "HD95 (px)"),
     ("hd_pairs", "HD pairs"),
     ("hd_one_empty", "one empty"),
 )
-"""(row key, Markdown header) of each per-class column, in order."""
-
-_ROW_SOURCES = {
-    "iou": "per_class_iou",
-    "dice": "per_class_dice",
-    "hd95": "per_class_hd95",
-    "hd_pairs": "per_class_hd_pairs",
-    "hd_one_empty": "per_class_hd_one_empty",
-}
-"""Row key -> the per-class dict of the result it is read from."""
+"""(row key, Markdown header) of each per-class column, in order; after the class name, the keys are
+per-class score names of :data:`~components.core.evaluation_result.PER_CLASS_METRICS`."""
 
 OVERALL_SCORES = (
     ("miou", "mIoU"),
@@ -61,7 +58,11 @@ OVERALL_SCORES = (
     ("hd", "HD"),
     ("hd95", "HD95"),
 )
-"""(result key, label) of the overall scores, in the order they are written."""
+"""(score name, label) of the overall scores, in the order they are written; the names are
+:data:`~components.core.evaluation_result.SUMMARY_METRICS`."""
+
+NUM_IMAGES = "num_images"
+"""Key of the image count among the overall scores, when the result knows it."""
 
 CONFUSION_CELL_PIXELS = 50
 """Side of one confusion-matrix cell in the heat-map, in pixels (a multiple of 25, as the margins: at
@@ -86,24 +87,15 @@ _PANEL_GAP_COLOUR = (255, 255, 255)
 # --------------------------------------------------------------------------------------------------
 
 
-def _per_class_value(result: dict, source_key: str, class_name: str):
-    """``result[source_key][class_name]``; None when the result has no such entry (Hausdorff not computed)."""
-    values = result.get(source_key)
-    if values is None:
-        if source_key == "per_class_iou":
-            raise ValueError("the result has no 'per_class_iou' entry: it is not an evaluation result")
-        return None
-    if class_name not in values:
-        raise ValueError(f"class {class_name!r} is not in the result's {source_key!r} (known: {', '.join(values)})")
-    return values[class_name]
+Result = EvaluationResult | Mapping[str, Any]
+"""What the functions here render: an :class:`EvaluationResult` or its ``to_dict()`` form."""
 
 
-def per_class_table(result: dict, class_names: Sequence[str]) -> list[dict]:
+def per_class_table(result: Result, class_names: Sequence[str]) -> list[dict]:
     """One row per class from an evaluation result.
 
     Args:
-        result: A result dict (``per_class_iou``, ``per_class_dice`` and, when Hausdorff distances were
-            computed, ``per_class_hd95``, ``per_class_hd_pairs``, ``per_class_hd_one_empty``).
+        result: An evaluation result (see :data:`Result`).
         class_names: The classes, in the order of the rows.
 
     Returns:
@@ -111,20 +103,23 @@ def per_class_table(result: dict, class_names: Sequence[str]) -> list[dict]:
         (see :data:`TABLE_COLUMNS`); a value is None when undefined or not computed.
 
     Raises:
-        ValueError: If the result lacks ``per_class_iou`` or a class name is not in it.
+        ValueError: If the result is not an evaluation result or a class name is not in it.
     """
+    result = EvaluationResult.from_dict(result)
     rows = []
     for name in (str(name) for name in class_names):
-        values = {key: _per_class_value(result, source, name) for key, source in _ROW_SOURCES.items()}
-        rows.append({"class": name, **values})
+        scores = result.class_scores(name)
+        rows.append({CLASS_COLUMN: name, **{key: scores[key] for key, _ in TABLE_COLUMNS if key != CLASS_COLUMN}})
     return rows
 
 
-def overall_scores(result: dict) -> dict:
+def overall_scores(result: Result) -> dict:
     """The overall scores of a result (:data:`OVERALL_SCORES`, plus ``num_images`` when known); None when absent."""
-    overall = {key: result.get(key) for key, _ in OVERALL_SCORES}
-    if "num_images" in result:
-        overall["num_images"] = result["num_images"]
+    result = EvaluationResult.from_dict(result)
+    summary = result.summary()
+    overall = {key: summary[key] for key, _ in OVERALL_SCORES}
+    if result.num_images is not None:
+        overall[NUM_IMAGES] = result.num_images
     return overall
 
 
@@ -136,7 +131,7 @@ def _markdown_cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def per_class_markdown(result: dict, class_names: Sequence[str]) -> str:
+def per_class_markdown(result: Result, class_names: Sequence[str]) -> str:
     """The Markdown text of ``per_class.md``: the per-class table and a line of overall scores.
 
     Nulls are shown as :data:`MISSING_VALUE`, real numbers with 4 decimals.
@@ -150,7 +145,7 @@ def per_class_markdown(result: dict, class_names: Sequence[str]) -> str:
     ]
     lines += ["| " + " | ".join(_markdown_cell(row[key]) for key, _ in TABLE_COLUMNS) + " |" for row in rows]
     overall = overall_scores(result)
-    images = f" ({overall['num_images']} images)" if "num_images" in overall else ""
+    images = f" ({overall[NUM_IMAGES]} images)" if NUM_IMAGES in overall else ""
     scores = ", ".join(f"{label} {_markdown_cell(overall[key])}" for key, label in OVERALL_SCORES)
     lines += [
         "",
@@ -165,7 +160,7 @@ def per_class_markdown(result: dict, class_names: Sequence[str]) -> str:
 
 
 def write_per_class_table(
-    result: dict, class_names: Sequence[str], out_dir: str | pathlib.Path
+    result: Result, class_names: Sequence[str], out_dir: str | pathlib.Path
 ) -> tuple[pathlib.Path, pathlib.Path]:
     """Writes ``per_class.json`` (``{"overall": ..., "classes": [rows]}``) and ``per_class.md``.
 
@@ -268,10 +263,10 @@ def write_confusion_matrix_image(
 
 
 def write_evaluation_report(
-    result: dict, class_names: Sequence[str], out_dir: str | pathlib.Path
+    result: Result, class_names: Sequence[str], out_dir: str | pathlib.Path
 ) -> dict[str, pathlib.Path]:
     """Writes every report file a result allows: the per-class table, and the heat-map if the result
-    holds a ``confusion_matrix`` (as :func:`components.core.scoring.score_folders` results do).
+    holds a ``confusion_matrix`` (as evaluator and :func:`components.core.scoring.score_folders` results do).
 
     Args:
         result: An evaluation result.
@@ -281,11 +276,12 @@ def write_evaluation_report(
     Returns:
         ``{file name: path}`` of the files written.
     """
+    result = EvaluationResult.from_dict(result)
     json_path, markdown_path = write_per_class_table(result, class_names, out_dir)
     written = {PER_CLASS_JSON: json_path, PER_CLASS_MARKDOWN: markdown_path}
-    if result.get("confusion_matrix") is not None:
+    if result.confusion_matrix is not None:
         written[CONFUSION_MATRIX_PNG] = write_confusion_matrix_image(
-            np.asarray(result["confusion_matrix"]), class_names, pathlib.Path(out_dir) / CONFUSION_MATRIX_PNG
+            np.asarray(result.confusion_matrix), class_names, pathlib.Path(out_dir) / CONFUSION_MATRIX_PNG
         )
     return written
 

@@ -44,13 +44,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-from typing import Container, Iterable, Sequence
+from typing import Container, Iterable
 
 import numpy as np
 from PIL import Image
 
-from components.core.label_maps import NO_ID, LabelMap, load_label_map
-from components.core.metrics import IGNORE_LABEL, InvalidClassMapError, SegmentationEvaluator
+from components.core.class_maps import InvalidClassMapError
+from components.core.label_maps import IGNORE_LABEL, NO_ID, LabelMap, load_label_map
+from components.core.metrics import SegmentationEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -342,16 +343,6 @@ def _score_pair(evaluator: SegmentationEvaluator, pair: ScoringPair, gt: np.ndar
         raise ScoringError(at_fault, f"{error} (paired with {other})") from None
 
 
-def _without_hausdorff(class_names: Sequence[str]) -> dict:
-    """The Hausdorff entries of a result when the distances were not computed: all null."""
-    per_class_none = {name: None for name in class_names}
-    return {
-        "hd": None, "hd95": None, "per_class_hd": per_class_none, "per_class_hd95": dict(per_class_none),
-        "hd_pairs": None, "per_class_hd_pairs": dict(per_class_none),
-        "hd_one_empty": None, "per_class_hd_one_empty": dict(per_class_none),
-    }
-
-
 def score_folders(
     pred_dir: str | pathlib.Path,
     gt_dir: str | pathlib.Path,
@@ -375,12 +366,14 @@ def score_folders(
         hausdorff: Whether to compute the (slower) boundary distances; when False their entries are null.
 
     Returns:
-        A JSON-able dict: ``miou``, ``per_class_iou`` ({class name: value or None}),
-        ``pixel_accuracy``, ``mean_dice``, ``per_class_dice``, ``evaluated_pixels``,
-        ``classes_in_mean``, ``hd``, ``hd95`` (means over pairs), ``per_class_hd``, ``per_class_hd95``,
-        ``hd_pairs``, ``per_class_hd_pairs``, ``hd_one_empty``, ``per_class_hd_one_empty``, plus
-        ``format``, ``class_names``, ``num_images``, ``unmatched_predictions`` (a count) and
-        ``confusion_matrix`` (rows ground truth, columns prediction, as lists of ints).
+        The JSON-able :meth:`EvaluationResult.to_dict
+        <components.core.evaluation_result.EvaluationResult.to_dict>` of the evaluation: ``miou``,
+        ``per_class_iou`` ({class name: value or None}), ``pixel_accuracy``, ``mean_dice``,
+        ``per_class_dice``, ``evaluated_pixels``, ``classes_in_mean``, ``hd``, ``hd95`` (means over
+        pairs), ``per_class_hd``, ``per_class_hd95``, ``hd_pairs``, ``per_class_hd_pairs``,
+        ``hd_one_empty``, ``per_class_hd_one_empty``, plus ``format``, ``class_names``, ``num_images``,
+        ``unmatched_predictions`` (a count) and ``confusion_matrix`` (rows ground truth, columns
+        prediction, as lists of ints).
 
     Raises:
         ScoringError: On a missing, ambiguous, unreadable, wrongly sized or out-of-range file (the
@@ -402,14 +395,6 @@ def score_folders(
         pred = read_png(pair.pred_path)
         _score_pair(evaluator, pair, gt, pred)
 
-    result = evaluator.result(class_names)
-    if not hausdorff:
-        result.update(_without_hausdorff(class_names))
-    result.update({
-        "format": fmt,
-        "class_names": class_names,
-        "num_images": len(listing.pairs),
-        "unmatched_predictions": len(listing.unmatched_predictions),
-        "confusion_matrix": evaluator.confusion.matrix.tolist(),
-    })
-    return result
+    result = dataclasses.replace(evaluator.result(class_names), format=fmt, num_images=len(listing.pairs),
+                                 unmatched_predictions=len(listing.unmatched_predictions))
+    return result.to_dict()

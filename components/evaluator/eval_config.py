@@ -16,8 +16,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.writers import eval_config_writer
 
 from components.core import features
+from components.core.evaluation_result import MIOU
 
-MIOU = "miou"
 SLICE_FEATURES = (features.DATASET, features.SPLIT, features.CLASSES_PRESENT, features.SIZE_BUCKET)
 CITYSCAPES_SLICE_FEATURES = (features.CITY,)  # VOC examples all have city "": that slice would repeat the overall one
 

@@ -18,13 +18,13 @@ from tfx import v1 as tfx
 from tfx.types import artifact, standard_artifacts
 
 from components.core import features
+from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
 from components.core.label_maps import LabelMap, load_label_map
 from components.core.metrics import resize_nearest
 from components.core.preprocessing import size_bucket
 from components.core.reports import write_evaluation_report, write_overlay
 from components.evaluator.eval_config import load_metrics_by_slice
-from components.evaluator.segmentation_metrics import result_from_metrics
 
 OVERLAYS_DIR = "overlays"
 
@@ -96,7 +96,7 @@ def EvaluationReport(
     """Writes the per-class table, the confusion-matrix image and overlays into `report.uri`."""
     labels = load_label_map(label_map)
     overall = load_metrics_by_slice(evaluation.uri).get((), {})
-    write_evaluation_report(result_from_metrics(overall, labels.class_names), labels.class_names, report.uri)
+    write_evaluation_report(EvaluationResult.from_metrics(overall, labels.class_names), labels.class_names, report.uri)
     count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, "Format-Serving"),
                            labels, report.uri, overlays_per_slice)
     report.set_int_custom_property("overlays", count)

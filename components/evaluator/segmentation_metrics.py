@@ -6,12 +6,13 @@ framework-free `components.core.metrics.SegmentationEvaluator`:
 - the prediction is the model's `class_ids` output, resized back to that resolution with nearest
   neighbour (`resize_nearest`), so scores do not depend on the model's input size.
 
-It reports, for each model (candidate and baseline) and slice: mIoU under the metric's own name
-(`miou` by default, so that a `MetricConfig.threshold` on this metric is a threshold on mIoU), `pixel_accuracy`,
-`mean_dice`, `hd`, `hd95`, `hd_pairs`, `hd_one_empty`, per class `iou/<class>`, `dice/<class>`,
-`hd/<class>`, `hd95/<class>`, `hd_pairs/<class>`, `hd_one_empty/<class>` (classes without a defined
-value are left out, not reported as 0), and the `confusion_matrix` itself (an array value), so that
-`result_from_metrics` can rebuild the framework-free result for reports.
+It reports, for each model (candidate and baseline) and slice, the flat metrics of
+`EvaluationResult.to_metrics` (names in `components.core.evaluation_result`): mIoU under the metric's
+own name (`miou` by default, so that a `MetricConfig.threshold` on this metric is a threshold on mIoU),
+`pixel_accuracy`, `mean_dice`, `hd`, `hd95`, `hd_pairs`, `hd_one_empty`, per class `iou/<class>`,
+`dice/<class>`, `hd/<class>`, `hd95/<class>`, `hd_pairs/<class>`, `hd_one_empty/<class>` (classes
+without a defined value are left out, not reported as 0), and the `confusion_matrix` itself (an array
+value), so that `EvaluationResult.from_metrics` can rebuild the framework-free result for reports.
 """
 
 from __future__ import annotations
@@ -24,15 +25,10 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.utils import util
 
 from components.core import features
+from components.core.evaluation_result import MIOU, SUMMARY_METRICS
 from components.core.examples import decode_mask_png
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
-
-SUMMARY_METRICS = ("miou", "pixel_accuracy", "mean_dice", "hd", "hd95", "hd_pairs", "hd_one_empty")
-PER_CLASS_METRICS = {"iou": "per_class_iou", "dice": "per_class_dice", "hd": "per_class_hd",
-                     "hd95": "per_class_hd95", "hd_pairs": "per_class_hd_pairs",
-                     "hd_one_empty": "per_class_hd_one_empty"}
-CONFUSION_MATRIX = "confusion_matrix"
 
 
 def _single_bytes(value) -> bytes:
@@ -40,39 +36,13 @@ def _single_bytes(value) -> bytes:
     return value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
 
 
-def flatten_result(result: dict, class_names) -> dict[str, float]:
-    """`SegmentationEvaluator.result` as flat metric names; undefined (None) values are left out."""
-    flat = {name: result[name] for name in SUMMARY_METRICS if result.get(name) is not None}
-    for prefix, per_class_key in PER_CLASS_METRICS.items():
-        for class_name in class_names:
-            value = (result.get(per_class_key) or {}).get(class_name)
-            if value is not None:
-                flat[f"{prefix}/{class_name}"] = value
-    return flat
-
-
-def result_from_metrics(flat: dict, class_names) -> dict:
-    """The inverse of `flatten_result` (plus the confusion matrix): a result for `components.core.reports`."""
-    counts = {"hd_pairs", "hd_one_empty"}  # TFMA stores every scalar as a double
-
-    def value(name):
-        found = flat.get(name)
-        return int(found) if found is not None and name.split("/")[0] in counts else found
-
-    result = {name: value(name) for name in SUMMARY_METRICS}
-    for prefix, per_class_key in PER_CLASS_METRICS.items():
-        result[per_class_key] = {name: value(f"{prefix}/{name}") for name in class_names}
-    if flat.get(CONFUSION_MATRIX) is not None:
-        result[CONFUSION_MATRIX] = np.asarray(flat[CONFUSION_MATRIX])
-    return result
-
-
 EXAMPLE_SCORES_KEY = "segpipe_example_scores"
 
 
 def new_evaluator(label_map: str, hausdorff: bool) -> SegmentationEvaluator:
-    """An empty evaluator for the classes of `label_map`."""
-    return SegmentationEvaluator(load_label_map(label_map).num_classes, compute_hausdorff=hausdorff)
+    """An empty evaluator for the classes and ignore label of `label_map`."""
+    labels = load_label_map(label_map)
+    return SegmentationEvaluator(labels.num_classes, ignore_label=labels.ignore_label, compute_hausdorff=hausdorff)
 
 
 class OriginalResolutionPreprocessor(metric_types.Preprocessor):
@@ -125,20 +95,18 @@ class _SegmentationCombiner(beam.CombineFn):
         return merged
 
     def extract_output(self, accumulator: SegmentationEvaluator) -> dict:
-        class_names = load_label_map(self._label_map).class_names
-        flat = flatten_result(accumulator.result(class_names), class_names)
-        flat[CONFUSION_MATRIX] = accumulator.confusion.matrix
-        return {self._key._replace(name=self._key.name if name == "miou" else name): value
-                for name, value in flat.items()}
+        metrics = accumulator.result(load_label_map(self._label_map).class_names).to_metrics()
+        return {self._key._replace(name=self._key.name if name == MIOU else name): value
+                for name, value in metrics.items()}
 
 
-def _segmentation_computations(label_map: str, hausdorff: bool = True, name: str = "miou",
+def _segmentation_computations(label_map: str, hausdorff: bool = True, name: str = MIOU,
                                model_name: str = "", output_name: str = "", example_weighted: bool = False,
                                **unused) -> metric_types.MetricComputations:
     key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
                                  example_weighted=example_weighted)
     return [metric_types.MetricComputation(
-        keys=[key] + [key._replace(name=metric) for metric in SUMMARY_METRICS if metric != "miou"],
+        keys=[key] + [key._replace(name=metric) for metric in SUMMARY_METRICS if metric != MIOU],
         preprocessors=[OriginalResolutionPreprocessor(label_map, hausdorff, model_name)],
         combiner=_SegmentationCombiner(key, label_map, hausdorff))]
 
@@ -152,7 +120,7 @@ class SegmentationMetrics(metric_types.Metric):
         name: the metric's name, which is also the name of its headline value, mIoU.
     """
 
-    def __init__(self, label_map: str, hausdorff: bool = True, name: str = "miou"):
+    def __init__(self, label_map: str, hausdorff: bool = True, name: str = MIOU):
         super().__init__(metric_util.merge_per_key_computations(_segmentation_computations),
                          label_map=label_map, hausdorff=hausdorff, name=name)
 

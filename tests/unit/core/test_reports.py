@@ -3,6 +3,7 @@ and the image | ground truth | prediction panels."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from components.core import reports
+from components.core.evaluation_result import PER_CLASS_METRICS, SUMMARY_METRICS, EvaluationResult
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator
 
@@ -18,18 +20,16 @@ CLASS_NAMES = ["background", "cat", "dog", "bird"]
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
+def result() -> EvaluationResult:
     """An evaluator result over one small image: bird is absent (null), dog is missed (IoU 0, one empty)."""
     gt = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 0, 0, 255]])
     pred = np.array([[0, 0, 1, 1], [0, 1, 1, 1], [0, 0, 0, 3]])
     evaluator = SegmentationEvaluator(num_classes=4)
     evaluator.add(gt, pred)
-    scores = evaluator.result(CLASS_NAMES)
-    scores["num_images"] = 1
-    return scores
+    return dataclasses.replace(evaluator.result(CLASS_NAMES), num_images=1)
 
 
-def test_per_class_table_rows(result: dict) -> None:
+def test_per_class_table_rows(result: EvaluationResult) -> None:
     rows = reports.per_class_table(result, CLASS_NAMES)
     assert [row["class"] for row in rows] == CLASS_NAMES
     background, cat, dog, bird = rows
@@ -41,15 +41,28 @@ def test_per_class_table_rows(result: dict) -> None:
     assert bird == {"class": "bird", "iou": None, "dice": None, "hd95": None, "hd_pairs": 0, "hd_one_empty": 0}
 
 
-def test_per_class_table_without_hausdorff_and_with_unknown_class(result: dict) -> None:
-    without_hausdorff = {key: value for key, value in result.items() if "hd" not in key}
+def test_per_class_table_without_hausdorff_and_with_unknown_class(result: EvaluationResult) -> None:
+    without_hausdorff = dataclasses.replace(result, hausdorff=None)
     rows = reports.per_class_table(without_hausdorff, CLASS_NAMES)
     assert all(row["hd95"] is None and row["hd_pairs"] is None for row in rows)
     with pytest.raises(ValueError, match="class 'horse' is not in the result's 'per_class_iou'"):
         reports.per_class_table(result, ["horse"])
 
 
-def test_write_per_class_table(result: dict, tmp_path: pathlib.Path) -> None:
+def test_columns_and_overall_scores_name_scores_of_the_result() -> None:
+    assert [key for key, _ in reports.TABLE_COLUMNS][1:] == ["iou", "dice", "hd95", "hd_pairs", "hd_one_empty"]
+    assert {key for key, _ in reports.TABLE_COLUMNS[1:]} <= set(PER_CLASS_METRICS)
+    assert {key for key, _ in reports.OVERALL_SCORES} <= set(SUMMARY_METRICS)
+
+
+def test_per_class_table_reads_the_dict_form_segpipe_score_prints(result: EvaluationResult) -> None:
+    assert reports.per_class_table(result.to_dict(), CLASS_NAMES) == reports.per_class_table(result, CLASS_NAMES)
+    assert reports.overall_scores(result.to_dict()) == reports.overall_scores(result)
+    with pytest.raises(ValueError, match="not an evaluation result"):
+        reports.per_class_table({"miou": 0.5}, CLASS_NAMES)
+
+
+def test_write_per_class_table(result: EvaluationResult, tmp_path: pathlib.Path) -> None:
     json_path, markdown_path = reports.write_per_class_table(result, CLASS_NAMES, tmp_path / "report")
     assert json_path == tmp_path / "report" / "per_class.json" and markdown_path.name == "per_class.md"
 
@@ -61,13 +74,13 @@ def test_write_per_class_table(result: dict, tmp_path: pathlib.Path) -> None:
     markdown = markdown_path.read_text()
     table_rows = [line for line in markdown.splitlines() if line.startswith("| ")][2:]  # after the header and its rule
     assert len(table_rows) == len(CLASS_NAMES)
-    assert table_rows[0] == f"| background | 0.7143 | 0.8333 | {result['per_class_hd95']['background']:.4f} | 1 | 0 |"
+    assert table_rows[0] == f"| background | 0.7143 | 0.8333 | {result.hausdorff.per_class_hd95['background']:.4f} | 1 | 0 |"
     assert table_rows[2] == "| dog | 0.0000 | 0.0000 | — | 0 | 1 |"
     assert table_rows[3] == "| bird | — | — | — | 0 | 0 |"
     overall_line = next(line for line in markdown.splitlines() if line.startswith("**Overall**"))
     assert overall_line == (
         f"**Overall** (1 images): mIoU {(5 / 7 + 4 / 5) / 3:.4f}, pixel accuracy {9 / 11:.4f}, "
-        f"mean Dice {(10 / 12 + 8 / 9) / 3:.4f}, HD {result['hd']:.4f}, HD95 {result['hd95']:.4f}"
+        f"mean Dice {(10 / 12 + 8 / 9) / 3:.4f}, HD {result.hausdorff.hd:.4f}, HD95 {result.hausdorff.hd95:.4f}"
     )
 
 
@@ -95,12 +108,13 @@ def test_confusion_matrix_image_rejects_wrong_class_count(tmp_path: pathlib.Path
         reports.write_confusion_matrix_image(np.eye(2), ["a", "b", "c"], tmp_path / "m.png")
 
 
-def test_write_evaluation_report_writes_every_file(result: dict, tmp_path: pathlib.Path) -> None:
-    with_matrix = {**result, "confusion_matrix": [[5, 1, 0, 0], [0, 4, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]}
+def test_write_evaluation_report_writes_every_file(result: EvaluationResult, tmp_path: pathlib.Path) -> None:
+    with_matrix = dataclasses.replace(result, confusion_matrix=[[5, 1, 0, 0], [0, 4, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
     written = reports.write_evaluation_report(with_matrix, CLASS_NAMES, tmp_path)
     assert sorted(written) == ["confusion_matrix.png", "per_class.json", "per_class.md"]
     assert all(path.is_file() for path in written.values())
-    assert "confusion_matrix.png" not in reports.write_evaluation_report(result, CLASS_NAMES, tmp_path / "no_matrix")
+    without_matrix = dataclasses.replace(result, confusion_matrix=None)
+    assert "confusion_matrix.png" not in reports.write_evaluation_report(without_matrix, CLASS_NAMES, tmp_path / "no_matrix")
 
 
 # --------------------------------------------------------------------------------------------------

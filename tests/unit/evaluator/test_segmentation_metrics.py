@@ -13,11 +13,12 @@ from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components.core import features
+from components.core.evaluation_result import CONFUSION_MATRIX, EvaluationResult
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
 from components.evaluator.eval_config import build_eval_config
-from components.evaluator.segmentation_metrics import (CONFUSION_MATRIX, EXAMPLE_SCORES_KEY, OriginalResolutionPreprocessor,
-                                                        SegmentationMetrics, flatten_result, result_from_metrics)
+from components.evaluator.segmentation_metrics import (EXAMPLE_SCORES_KEY, OriginalResolutionPreprocessor,
+                                                        SegmentationMetrics)
 
 VOC = load_label_map("pascal_voc")
 
@@ -60,9 +61,10 @@ def test_flat_metrics_round_trip_to_a_report_result():
         ground_truth, prediction = _random_pair(rng)
         evaluator.add(ground_truth, resize_nearest(prediction, ground_truth.shape))
     result = evaluator.result(VOC.class_names)
-    flat = flatten_result(result, VOC.class_names)
+    flat = result.to_metrics()
     assert "iou/aeroplane" not in flat  # absent from both: left out, not 0
-    rebuilt = result_from_metrics({**flat, CONFUSION_MATRIX: evaluator.confusion.matrix}, VOC.class_names)
+    np.testing.assert_array_equal(flat[CONFUSION_MATRIX], evaluator.confusion.matrix)
+    rebuilt, result = EvaluationResult.from_metrics(flat, VOC.class_names).to_dict(), result.to_dict()
     for key in ("miou", "pixel_accuracy", "mean_dice", "hd", "hd95", "hd_pairs", "hd_one_empty",
                 "per_class_iou", "per_class_dice", "per_class_hd95", "per_class_hd_one_empty"):
         assert rebuilt[key] == result[key], key
@@ -75,7 +77,8 @@ def test_tfma_computation_in_beam_matches_the_framework_free_evaluator():
     expected = SegmentationEvaluator(VOC.num_classes)
     for ground_truth, prediction in pairs:
         expected.add(ground_truth, resize_nearest(prediction, ground_truth.shape))
-    expected_flat = flatten_result(expected.result(VOC.class_names), VOC.class_names)
+    expected_flat = expected.result(VOC.class_names).to_metrics()
+    np.testing.assert_array_equal(expected_flat.pop(CONFUSION_MATRIX), expected.confusion.matrix)
     (computation,) = SegmentationMetrics(label_map="pascal_voc").computations(example_weighted=False)
 
     def check(outputs):
