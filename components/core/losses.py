@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from components.core.label_maps import IGNORE_LABEL
+
 
 class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     """Mean cross-entropy over pixels whose label is not `ignore_label`.
@@ -18,7 +20,7 @@ class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
     (zero when every pixel of the batch is ignored).
     """
 
-    def __init__(self, ignore_label: int = 255, name: str = "masked_sparse_categorical_crossentropy",
+    def __init__(self, ignore_label: int = IGNORE_LABEL, name: str = "masked_sparse_categorical_crossentropy",
                  reduction: str = keras.losses.Reduction.SUM_OVER_BATCH_SIZE):
         super().__init__(name=name, reduction=reduction)
         self.ignore_label = ignore_label
