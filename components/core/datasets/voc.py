@@ -40,7 +40,10 @@ FORMATS = ("voc", "pascal_voc")
 LABEL_MAP = "pascal_voc"
 """Name of the label map (``schemas/label_maps/pascal_voc.json``)."""
 
-ROOT_PLACES = (("VOCdevkit", "VOC2012"), ("VOC2012",), ())
+DEVKIT_ROOT = ("VOCdevkit", "VOC2012")
+"""Where the official archive unpacks the root, below the folder it is unpacked in."""
+
+ROOT_PLACES = (DEVKIT_ROOT, ("VOC2012",), ())
 """Where the root may lie below the folder a user names (``VOCdevkit/VOC2012``, ``VOC2012``, itself),
 in the order ingestion tries them; scoring tries them the other way round (nearest first)."""
 
