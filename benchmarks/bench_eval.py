@@ -68,6 +68,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from components.core.datasets import label_map_name  # noqa: E402
 from components.log_setup import configure_logging  # noqa: E402
 
 configure_logging()
@@ -78,7 +79,7 @@ import tensorflow as tf  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RAW_SCHEMA = REPO / "schemas" / "raw_schema.pbtxt"
-LABEL_MAP = "pascal_voc"
+LABEL_MAP = label_map_name("voc")
 MODEL_IMAGE_SIZE = (64, 64)
 MIOU_TOLERANCE = 1e-6
 

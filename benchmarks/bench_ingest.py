@@ -49,39 +49,39 @@ from pathlib import Path
 def make_dataset(out_dir: Path, num_images: int, num_distinct: int) -> Path:
     """Writes a VOC-layout dataset of ``num_images`` ~500x375 pairs; returns the VOC2012 root."""
     from components.core import sample_data
+    from components.core.datasets import voc
 
     summary = sample_data.write_voc_dataset(out_dir, num_images=num_distinct, size=(500, 375), seed=0)
-    root = Path(summary["root"])
+    root = summary["root"]
     distinct_ids = summary["splits"]["trainval"]
     all_ids = list(distinct_ids)
     for index in range(num_images - num_distinct):
         source_id = distinct_ids[index % num_distinct]
         new_id = f"2013_{index:06d}"
-        shutil.copyfile(root / "JPEGImages" / f"{source_id}.jpg", root / "JPEGImages" / f"{new_id}.jpg")
-        shutil.copyfile(root / "SegmentationClass" / f"{source_id}.png", root / "SegmentationClass" / f"{new_id}.png")
+        shutil.copyfile(voc.image_path(root, source_id), voc.image_path(root, new_id))
+        shutil.copyfile(voc.mask_path(root, source_id), voc.mask_path(root, new_id))
         all_ids.append(new_id)
     num_val = num_images // 4
-    lists = root / "ImageSets" / "Segmentation"
-    (lists / "train.txt").write_text("".join(f"{i}\n" for i in all_ids[num_val:]))
-    (lists / "val.txt").write_text("".join(f"{i}\n" for i in all_ids[:num_val]))
-    return root
+    Path(voc.list_path(root, "train")).write_text("".join(f"{i}\n" for i in all_ids[num_val:]))
+    Path(voc.list_path(root, "val")).write_text("".join(f"{i}\n" for i in all_ids[:num_val]))
+    return Path(root)
 
 
 def run_baseline(root: Path, out_dir: Path) -> int:
     """Single-process loop: same conversion, written with tf.io.TFRecordWriter (gzip). Returns #examples."""
     import tensorflow as tf
 
-    from components.core import datasets, examples
+    from components.core import datasets, examples, ingestion
     from components.core.label_maps import load_label_map
 
-    label_map = load_label_map(datasets.VOC)
+    label_map = load_label_map(datasets.label_map_name("voc"))
     written = 0
     for split in ("train", "val"):
-        plan = datasets.plan_split(datasets.VOC, str(root), split)
+        plan = datasets.plan_split("voc", str(root), split)
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         with tf.io.TFRecordWriter(str(out_dir / split / "data.tfrecord.gz"), options="GZIP") as writer:
             for candidate in plan.candidates:
-                writer.write(examples.serialize_example(datasets.load_pair(candidate, label_map)))
+                writer.write(examples.serialize_example(ingestion.load_pair(candidate, label_map)))
                 written += 1
     return written
 
@@ -128,12 +128,13 @@ def main() -> None:
 
     import components.example_gen.component  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
     import pipeline.local_runner  # noqa: F401  # pylint: disable=unused-import,import-outside-toplevel
+    from components.core.datasets import voc  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         tmp_dir = Path(tmp)
         root = make_dataset(tmp_dir / "data", args.images, args.distinct)
         small_root = make_dataset(tmp_dir / "small", args.distinct, args.distinct)
-        image_bytes = sum(path.stat().st_size for path in (root / "JPEGImages").iterdir())
+        image_bytes = sum(path.stat().st_size for path in (root / voc.IMAGE_DIR).iterdir())
         load_before = os.getloadavg()[0]
 
         start = time.perf_counter()

@@ -35,9 +35,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components.core import features
-
-IGNORE_LABEL = 255
-"""Training id of pixels excluded from losses and metrics (both datasets)."""
+from components.core.label_maps import IGNORE_LABEL
 
 IMAGE_FORMATS = ("jpeg", "png")
 """Values allowed in ``image/format``."""

@@ -6,7 +6,9 @@ has its own colour and texture drawn over a noisy background, so a small network
 scores well above chance. Everything is deterministic for a given seed, and image ``i`` does not depend
 on how many images are written. Only numpy and Pillow are used.
 
-Layouts written (``out_dir`` relative):
+Layouts written (``out_dir`` relative), with the folder and file names of the dataset layouts in
+:mod:`components.core.datasets.voc` and :mod:`components.core.datasets.cityscapes`, which ingestion
+and scoring read:
 
 * VOC: ``VOCdevkit/VOC2012/JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` (palette PNG of class
   indices with a void band of 255 along every object boundary, as in the official masks) and
@@ -24,6 +26,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.core import datasets
+from components.core.datasets import cityscapes, voc
 from components.core.label_maps import load_label_map
 
 Pattern = Callable[[tuple[int, int], np.random.Generator], np.ndarray]
@@ -49,9 +53,6 @@ CITYSCAPES_CITIES: Mapping[str, tuple[str, ...]] = {
     "val": ("frankfurt", "lindau"),
 }
 """Default cities per split; all are real Cityscapes cities of that split."""
-
-CITYSCAPES_FRAME = 19
-"""Cityscapes annotates the 20th frame of each sequence, so gtFine file names end in ``_000019``."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,8 +307,8 @@ def _voc_scene(rng: np.random.Generator, width: int, height: int) -> tuple[np.nd
     Returns:
         The uint8 RGB picture and its uint8 class-index mask, void band included.
     """
-    voc = load_label_map("pascal_voc")
-    background = voc.class_names.index("background")
+    voc_map = load_label_map(voc.LABEL_MAP)
+    background = voc_map.class_names.index("background")
     canvas = _Canvas.blank(height, width, background)
     canvas.paint(np.ones((height, width), dtype=bool), background, _VOC_BACKGROUND_LOOK, rng)
     class_names = list(_VOC_LOOKS)
@@ -318,9 +319,9 @@ def _voc_scene(rng: np.random.Generator, width: int, height: int) -> tuple[np.nd
         box = _random_box(rng, height, width, box_height, box_width)
         drawer = _SHAPE_DRAWERS[int(rng.integers(len(_SHAPE_DRAWERS)))]
         region = _shape_region(height, width, box, drawer, rng)
-        canvas.paint(region, voc.class_names.index(class_name), _VOC_LOOKS[class_name], rng)
+        canvas.paint(region, voc_map.class_names.index(class_name), _VOC_LOOKS[class_name], rng)
     mask = canvas.labels.copy()
-    mask[_label_boundary_band(canvas.labels, VOC_VOID_RADIUS)] = voc.ignore_label
+    mask[_label_boundary_band(canvas.labels, VOC_VOID_RADIUS)] = voc_map.ignore_label
     return canvas.finished_image(rng), mask
 
 
@@ -354,32 +355,32 @@ def write_voc_dataset(
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     width, height = _check_size(size)
-    voc = load_label_map("pascal_voc")
-    root = pathlib.Path(out_dir) / "VOCdevkit" / "VOC2012"
-    (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    voc_map = load_label_map(voc.LABEL_MAP)
+    root = str(pathlib.Path(out_dir).joinpath(*voc.DEVKIT_ROOT))
+    pathlib.Path(root, voc.IMAGE_DIR).mkdir(parents=True, exist_ok=True)
 
     image_ids = voc_image_ids(num_images)
-    present = np.zeros(voc.num_classes, dtype=bool)
+    present = np.zeros(voc_map.num_classes, dtype=bool)
     for index, image_id in enumerate(image_ids):
         image, mask = _voc_scene(_image_rng(seed, index), width, height)
-        Image.fromarray(image).save(root / "JPEGImages" / f"{image_id}.jpg", quality=VOC_JPEG_QUALITY)
-        _save_png(mask, root / "SegmentationClass" / f"{image_id}.png", palette=voc.palette())
-        present[np.unique(mask[mask != voc.ignore_label])] = True
+        Image.fromarray(image).save(voc.image_path(root, image_id), quality=VOC_JPEG_QUALITY)
+        _save_png(mask, pathlib.Path(voc.mask_path(root, image_id)), palette=voc_map.palette())
+        present[np.unique(mask[mask != voc_map.ignore_label])] = True
 
     num_train, _ = _split_counts(num_images, val_fraction)
     shuffled = np.random.default_rng(seed).permutation(image_ids).tolist()
     splits = {"train": sorted(shuffled[:num_train]), "val": sorted(shuffled[num_train:])}
     splits["trainval"] = sorted(splits["train"] + splits["val"])
-    lists_dir = root / "ImageSets" / "Segmentation"
-    lists_dir.mkdir(parents=True, exist_ok=True)
     for split, ids in splits.items():
-        (lists_dir / f"{split}.txt").write_text("".join(f"{image_id}\n" for image_id in ids))
+        list_path = pathlib.Path(voc.list_path(root, split))
+        list_path.parent.mkdir(parents=True, exist_ok=True)
+        list_path.write_text("".join(f"{image_id}\n" for image_id in ids))
 
     return {
-        "root": str(root),
+        "root": root,
         "splits": splits,
         "counts": {split: len(ids) for split, ids in splits.items()},
-        "classes": [name for name, used in zip(voc.class_names, present) if used],
+        "classes": [name for name, used in zip(voc_map.class_names, present) if used],
     }
 
 
@@ -411,7 +412,7 @@ class _StreetPainter:
     def __init__(self, canvas: _Canvas, rng: np.random.Generator):
         self.canvas = canvas
         self.rng = rng
-        self.label_ids = {label.name: label.id for label in load_label_map("cityscapes").labels}
+        self.label_ids = {label.name: label.id for label in load_label_map(cityscapes.LABEL_MAP).labels}
 
     def paint(self, region: np.ndarray, label_name: str) -> None:
         """Paints ``region`` with the look and raw id of ``label_name``."""
@@ -524,8 +525,8 @@ def write_cityscapes_dataset(
     cities = CITYSCAPES_CITIES if cities is None else cities
     if set(cities) != {"train", "val"} or not all(cities[split] for split in cities):
         raise ValueError(f"cities must name at least one city for each of 'train' and 'val', got {cities!r}")
-    cityscapes = load_label_map("cityscapes")
-    root = pathlib.Path(out_dir)
+    cityscapes_map = load_label_map(cityscapes.LABEL_MAP)
+    root = str(pathlib.Path(out_dir))
 
     num_train, num_val = _split_counts(num_images, 1 / 3)
     split_of_frame = ["train"] * num_train + ["val"] * num_val
@@ -538,26 +539,26 @@ def write_cityscapes_dataset(
         city = cities[split][position_in_split % len(cities[split])]
         sequence = frames_per_city.get(city, 0)
         frames_per_city[city] = sequence + 1
-        frame_name = f"{city}_{sequence:06d}_{CITYSCAPES_FRAME:06d}"
+        frame_name = cityscapes.frame_id(city, sequence)
         splits[split].append(frame_name)
         cities_used[split].add(city)
 
         image, label_ids = _cityscapes_scene(_image_rng(seed, index), width, height)
-        _save_png(image, root / "leftImg8bit" / split / city / f"{frame_name}_leftImg8bit.png")
-        ground_truth = root / "gtFine" / split / city
-        _save_png(label_ids, ground_truth / f"{frame_name}_gtFine_labelIds.png")
-        _save_png(cityscapes.to_train_ids(label_ids), ground_truth / f"{frame_name}_gtFine_labelTrainIds.png")
+        _save_png(image, pathlib.Path(cityscapes.image_path(root, split, city, frame_name)))
+        _save_png(label_ids, pathlib.Path(cityscapes.mask_path(root, split, city, frame_name)))
+        _save_png(cityscapes_map.to_train_ids(label_ids), pathlib.Path(
+            cityscapes.mask_path(root, split, city, frame_name, cityscapes.TRAIN_ID_MASK_SUFFIX)))
         present_ids[np.unique(label_ids)] = True
 
-    present_train_ids = set(cityscapes.id_to_train_id[present_ids].tolist())
+    present_train_ids = set(cityscapes_map.id_to_train_id[present_ids].tolist())
     return {
-        "root": str(root),
+        "root": root,
         "splits": {split: sorted(names) for split, names in splits.items()},
         "counts": {split: len(names) for split, names in splits.items()},
         "cities": {split: sorted(names) for split, names in cities_used.items()},
         "label_ids": np.flatnonzero(present_ids).tolist(),
         "classes": [
-            name for train_id, name in enumerate(cityscapes.class_names) if train_id in present_train_ids
+            name for train_id, name in enumerate(cityscapes_map.class_names) if train_id in present_train_ids
         ],
     }
 
@@ -572,8 +573,8 @@ def write_dataset(
     """Writes the synthetic dataset of one layout, ``"voc"`` or ``"cityscapes"``.
 
     Args:
-        dataset_format: ``"voc"`` (:func:`write_voc_dataset`) or ``"cityscapes"``
-            (:func:`write_cityscapes_dataset`).
+        dataset_format: ``"voc"``/``"pascal_voc"`` (:func:`write_voc_dataset`) or ``"cityscapes"``
+            (:func:`write_cityscapes_dataset`), as :func:`components.core.datasets.layout_of` reads it.
         out_dir: Output folder.
         num_images: Number of images; None keeps that writer's default.
         size: (width, height); None keeps that writer's default.
@@ -585,12 +586,11 @@ def write_dataset(
     Raises:
         ValueError: If the format is unknown.
     """
-    writers = {"voc": write_voc_dataset, "cityscapes": write_cityscapes_dataset}
-    if dataset_format not in writers:
-        raise ValueError(f"unknown dataset format {dataset_format!r} (known: {', '.join(writers)})")
+    writers = {voc.NAME: write_voc_dataset, cityscapes.NAME: write_cityscapes_dataset}
+    writer = writers[datasets.dataset_name(dataset_format)]
     options = {"seed": seed}
     if num_images is not None:
         options["num_images"] = num_images
     if size is not None:
         options["size"] = tuple(size)
-    return writers[dataset_format](out_dir, **options)
+    return writer(out_dir, **options)

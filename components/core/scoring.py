@@ -49,21 +49,18 @@ from typing import Container, Iterable
 import numpy as np
 from PIL import Image
 
+from components.core import datasets
 from components.core.class_maps import InvalidClassMapError
+from components.core.datasets import cityscapes
 from components.core.label_maps import IGNORE_LABEL, NO_ID, LabelMap, load_label_map
 from components.core.metrics import SegmentationEvaluator
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("voc", "cityscapes", "trainids")
-"""Ground-truth formats accepted by :func:`score_folders`."""
+FORMATS = datasets.FORMATS + ("trainids",)
+"""Ground-truth formats accepted by :func:`score_folders`: the dataset layouts' and ``trainids``."""
 
-_LABEL_MAP_OF_FORMAT = {"voc": "pascal_voc", "cityscapes": "cityscapes", "trainids": None}
-
-VOC_MASK_DIR = "SegmentationClass"
-CITYSCAPES_GT_SUFFIX = "_gtFine_labelIds"
-CITYSCAPES_TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds"
-_KEY_SUFFIXES = {"voc": (), "cityscapes": (CITYSCAPES_GT_SUFFIX,), "trainids": (CITYSCAPES_TRAIN_ID_SUFFIX,)}
+_LABEL_MAP_OF_FORMAT = {fmt: None if fmt == "trainids" else datasets.label_map_name(fmt) for fmt in FORMATS}
 
 CLASS_ID_MODES = frozenset({"L", "P", "I", "I;16"})
 """Pillow modes of single-channel images whose pixel values are ids."""
@@ -141,44 +138,28 @@ def _pngs(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
     return sorted(path for path in candidates if path.suffix.lower() == ".png" and path.is_file())
 
 
-def voc_mask_folder(gt_dir: str | pathlib.Path) -> pathlib.Path:
-    """Finds the VOC ``SegmentationClass`` folder from the folder a user names.
+def _ground_truth_files(gt_dir: str | pathlib.Path, fmt: str) -> dict[str, pathlib.Path]:
+    """Maps each ground-truth key to its file (see the module docstring for the rules).
 
-    Args:
-        gt_dir: ``SegmentationClass`` itself, ``VOC2012``, ``VOCdevkit`` or the folder holding ``VOCdevkit``.
-
-    Returns:
-        The first of ``gt_dir/SegmentationClass``, ``gt_dir/VOC2012/SegmentationClass`` and
-        ``gt_dir/VOCdevkit/VOC2012/SegmentationClass`` that exists, else ``gt_dir`` itself.
-
-    Raises:
-        ScoringError: If ``gt_dir`` is not a folder.
+    Where a dataset's ground truth lies, and which file names it has, is its layout's to say
+    (:func:`components.core.datasets.layout_of`).
     """
     folder = _existing_folder(gt_dir, "ground-truth")
-    for candidate in (folder / VOC_MASK_DIR, folder / "VOC2012" / VOC_MASK_DIR,
-                      folder / "VOCdevkit" / "VOC2012" / VOC_MASK_DIR):
-        if candidate.is_dir():
-            return candidate
-    return folder
-
-
-def _ground_truth_files(gt_dir: str | pathlib.Path, fmt: str) -> dict[str, pathlib.Path]:
-    """Maps each ground-truth key to its file (see the module docstring for the rules)."""
-    if fmt == "voc":
-        folder = voc_mask_folder(gt_dir)
-        files, pattern = _pngs(folder, recursive=False), "*.png"
+    if fmt == "trainids":
+        at_any_depth, suffix, key_suffixes = True, "", (cityscapes.TRAIN_ID_MASK_SUFFIX,)
     else:
-        folder = _existing_folder(gt_dir, "ground-truth")
-        files, pattern = _pngs(folder, recursive=True), "*.png at any depth"
-        if fmt == "cityscapes":
-            files = [path for path in files if path.stem.endswith(CITYSCAPES_GT_SUFFIX)]
-            pattern = f"*{CITYSCAPES_GT_SUFFIX}.png at any depth"
+        layout = datasets.layout_of(fmt)
+        folder = layout.ground_truth_folder(folder)
+        at_any_depth, suffix = layout.GROUND_TRUTH_AT_ANY_DEPTH, layout.GROUND_TRUTH_SUFFIX
+        key_suffixes = (suffix,) if suffix else ()
+    files = [path for path in _pngs(folder, recursive=at_any_depth) if path.stem.endswith(suffix)]
+    pattern = f"*{suffix}.png" + (" at any depth" if at_any_depth else "")
     if not files:
         raise ScoringError(folder, f"no ground-truth files ({pattern}) found for format {fmt!r}")
 
     by_key: dict[str, pathlib.Path] = {}
     for path in files:
-        key = _ground_truth_key(path.stem, _KEY_SUFFIXES[fmt])
+        key = _ground_truth_key(path.stem, key_suffixes)
         if key in by_key:
             raise ScoringError(path, f"ground truth for {key!r} is also given by {by_key[key]}")
         by_key[key] = path

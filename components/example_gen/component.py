@@ -7,14 +7,16 @@ runner.
 
 Caching. TFX decides whether an ExampleGen run can be reused from a fingerprint of the files its split
 patterns match (their count, total size and modification times) plus the execution properties.
-Reading is driven by the layout, not by the pattern, so each pattern is chosen to cover what the
-split's examples depend on:
+Reading is driven by the layout, not by the pattern, so each layout's ``split_file_pattern``
+(:mod:`components.core.datasets.voc`, :mod:`components.core.datasets.cityscapes`) is chosen to cover
+what the split's examples depend on:
 
 * Cityscapes split ``s``: ``*/s/*/*`` under the root: every image and every ``gtFine`` file of the split.
 * VOC, every split: ``[IJS]*/*`` under ``VOC2012``: all of ``JPEGImages/``, ``SegmentationClass/``
   (and ``SegmentationClassAug/``, ``SegmentationObject/``) and the entries of ``ImageSets/``. A list
   file is one level deeper than a glob of one pattern can reach alongside the images, so the SHA-256
-  of each list file is also put in ``custom_config`` when the component is built: editing a list changes
+  of each list file (for layouts whose ``SPLITS_LISTED_IN_FILES``) is also put in ``custom_config`` when
+  the component is built: editing a list changes
   the execution properties, hence the cache key, the next time the pipeline is built.
 
 Editing, adding or deleting an image or mask therefore invalidates the cache. What the fingerprint
@@ -36,12 +38,10 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.core import datasets
+from components.core.datasets import files
 from components.example_gen import executor
 
 logger = logging.getLogger(__name__)
-
-VOC_SPLIT_PATTERN = "[IJS]*/*"
-"""Glob (under ``VOC2012``) fingerprinted for every VOC split: images, masks and ``ImageSets/`` entries."""
 
 
 def split_pattern(dataset_format: str, split: str) -> str:
@@ -51,9 +51,7 @@ def split_pattern(dataset_format: str, split: str) -> str:
         dataset_format: ``voc``/``pascal_voc`` or ``cityscapes``.
         split: Split name.
     """
-    if datasets.dataset_name(dataset_format) == datasets.VOC:
-        return VOC_SPLIT_PATTERN
-    return f"*/{datasets.check_split_name(split)}/*/*"
+    return datasets.layout_of(dataset_format).split_file_pattern(split)
 
 
 def _is_remote(path: str) -> bool:
@@ -108,8 +106,8 @@ class SegmentationExampleGen(FileBasedExampleGen):
         else:
             root = datasets.resolve_dataset_root(dataset, input_base)
             plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
-            if dataset == datasets.VOC:
-                list_digests = {plan.name: datasets.list_file_digest(plan.source) for plan in plans}
+            if datasets.layout_of(dataset).SPLITS_LISTED_IN_FILES:
+                list_digests = {plan.name: files.file_digest(plan.source) for plan in plans}
 
         self.dataset = dataset
         self.dataset_root = root

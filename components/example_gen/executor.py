@@ -38,6 +38,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.core import datasets
+from components.core.datasets.splits import SkippedSplit
 from components.example_gen import ingest
 
 SPLIT_NAME_KEY = "_segpipe_split_name"
@@ -62,7 +63,7 @@ class IngestionOptions:
 
     dataset: str
     strict: bool = False
-    skipped_splits: tuple[datasets.SkippedSplit, ...] = ()
+    skipped_splits: tuple[SkippedSplit, ...] = ()
     list_digests: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +88,7 @@ class IngestionOptions:
         return cls(
             dataset=datasets.dataset_name(values["dataset"]),
             strict=bool(values.get("strict", False)),
-            skipped_splits=tuple(datasets.SkippedSplit(item["split"], item["reason"])
+            skipped_splits=tuple(SkippedSplit(item["split"], item["reason"])
                                  for item in values.get("skipped_splits", ())),
             list_digests=dict(values.get("list_digests", {})),
         )

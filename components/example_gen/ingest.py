@@ -14,7 +14,7 @@ as a Beam worker's traceback. The number of pairs listed is staged when the pipe
 Beam pipeline has run, :func:`finish_ingestion` reads the staged records back, writes
 ``ingestion_report.json`` (which reconciles: listed = written + quarantined, per split) and deletes the
 staging folder; :func:`raise_for_report` then turns the first quarantined pair (in split order, then id
-order) into an :class:`~components.core.datasets.IngestionError` in strict mode.
+order) into an :class:`~components.core.datasets.splits.IngestionError` in strict mode.
 Problems visible before Beam starts (no such folder or layout, a missing list file, in strict mode an
 unusable id or an empty split) raise at once, before any pipeline runs.
 
@@ -39,7 +39,8 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.components.example_gen import write_split
 
-from components.core import datasets, examples
+from components.core import datasets, examples, ingestion
+from components.core.datasets.splits import IngestionError, PairCandidate, SkippedSplit, SplitPlan
 from components.core.label_maps import load_label_map
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ _METRICS_NAMESPACE = "segpipe.ingestion"
 
 
 class ConvertPairFn(beam.DoFn):
-    """Reads, validates and encodes one :class:`~components.core.datasets.PairCandidate`.
+    """Reads, validates and encodes one :class:`~components.core.datasets.splits.PairCandidate`.
 
     Outputs:
         main: the serialised `tf.train.Example`.
@@ -93,13 +94,13 @@ class ConvertPairFn(beam.DoFn):
         self._quarantined = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "pairs_quarantined")
 
     def setup(self) -> None:
-        self._label_map = load_label_map(self._dataset)
+        self._label_map = load_label_map(datasets.label_map_name(self._dataset))
 
-    def process(self, candidate: datasets.PairCandidate):
+    def process(self, candidate: PairCandidate):
         try:
-            serialized = examples.serialize_example(datasets.load_pair(candidate, self._label_map))
-        except datasets.IngestionError as error:
-            record = datasets.quarantine_record(error, candidate)
+            serialized = examples.serialize_example(ingestion.load_pair(candidate, self._label_map))
+        except IngestionError as error:
+            record = ingestion.quarantine_record(error, candidate)
         except Exception as error:  # pylint: disable=broad-except  # a decoder bug must not kill the run
             record = {"split": candidate.split, "id": candidate.example_id,
                       "file": candidate.image_path or candidate.problem_path or "",
@@ -126,7 +127,7 @@ def _listing_path(staging_dir: str, split: str) -> str:
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def IngestSplit(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, plan: datasets.SplitPlan, staging_dir: str
+    pipeline: beam.Pipeline, plan: SplitPlan, staging_dir: str
 ) -> beam.PCollection:
     """Converts one split's pairs to serialised examples and stages one outcome record per pair.
 
@@ -169,7 +170,7 @@ def WriteExamples(examples: beam.PCollection, split_dir: str) -> beam.pvalue.PDo
         os.path.join(split_dir, TFRECORD_FILE_PREFIX), file_name_suffix=".gz")
 
 
-def _read_split_outcome(staging_dir: str, split: str) -> datasets.SplitOutcome:
+def _read_split_outcome(staging_dir: str, split: str) -> ingestion.SplitOutcome:
     """Reads back what :func:`IngestSplit` staged for one split."""
     with tf.io.gfile.GFile(_listing_path(staging_dir, split), "r") as handle:
         listing = json.load(handle)
@@ -179,7 +180,7 @@ def _read_split_outcome(staging_dir: str, split: str) -> datasets.SplitOutcome:
             records.extend(json.loads(line) for line in handle if line.strip())
     quarantined = tuple({key: value for key, value in record.items() if key != "status"}
                         for record in records if record["status"] == QUARANTINE_TAG)
-    return datasets.SplitOutcome(
+    return ingestion.SplitOutcome(
         name=split,
         source=listing["source"],
         listed=listing["listed"],
@@ -194,7 +195,7 @@ def finish_ingestion(
     dataset_format: str,
     root: str,
     split_names: Sequence[str],
-    skipped: Sequence[datasets.SkippedSplit] = (),
+    skipped: Sequence[SkippedSplit] = (),
     strict: bool = False,
 ) -> dict[str, Any]:
     """Builds the report from the staged records, writes it as JSON and deletes the staging folder.
@@ -209,10 +210,10 @@ def finish_ingestion(
         strict: Whether the run is strict (recorded in the report).
 
     Returns:
-        The report (see :func:`components.core.datasets.build_report`).
+        The report (see :func:`components.core.ingestion.build_report`).
     """
     outcomes = [_read_split_outcome(staging_dir, split) for split in split_names]
-    report = datasets.build_report(dataset_format, root, outcomes, skipped, strict)
+    report = ingestion.build_report(dataset_format, root, outcomes, skipped, strict)
     tf.io.gfile.makedirs(os.path.dirname(report_path) or ".")
     with tf.io.gfile.GFile(report_path, "w") as handle:
         handle.write(json.dumps(report, indent=2) + "\n")
@@ -240,9 +241,9 @@ def raise_for_report(report: Mapping[str, Any], report_path: str) -> None:
             when its counts do not reconcile (a bug).
     """
     if not report["reconciled"]:
-        raise datasets.IngestionError(report_path, "ingestion counts do not reconcile: listed != written + quarantined")
+        raise IngestionError(report_path, "ingestion counts do not reconcile: listed != written + quarantined")
     if report["strict"] and report["quarantine"]:
-        raise datasets.error_from_record(report["quarantine"][0])
+        raise ingestion.error_from_record(report["quarantine"][0])
 
 
 def _remove_previous_outputs(out_dir: str, split_names: Sequence[str]) -> None:
@@ -285,7 +286,7 @@ def ingest(
             :func:`local_beam_args` (DirectRunner, multi-threaded).
 
     Returns:
-        The report (see :func:`components.core.datasets.build_report`).
+        The report (see :func:`components.core.ingestion.build_report`).
 
     Raises:
         IngestionError: Before Beam starts, if the folder is not in the layout, a list file or split
@@ -297,7 +298,7 @@ def ingest(
     root = datasets.resolve_dataset_root(dataset, str(data_dir))
     kept, skipped = datasets.partition_splits(dataset, list(splits))
     if not kept:
-        raise datasets.IngestionError(str(data_dir), f"no split left to ingest (requested: {', '.join(splits)})")
+        raise IngestionError(str(data_dir), f"no split left to ingest (requested: {', '.join(splits)})")
     plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
 
     out_dir = str(out_dir)

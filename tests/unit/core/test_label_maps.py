@@ -122,6 +122,14 @@ def test_both_label_map_files_share_one_schema():
         assert all({"name", "id", "train_id", "color"} <= set(label) for label in document["labels"])
 
 
+def test_every_shipped_label_map_uses_the_common_ignore_label():
+    paths = sorted(label_maps.label_maps_dir().glob("*.json"))
+    assert paths
+    for path in paths:
+        assert json.loads(path.read_text())["ignore_label"] == label_maps.IGNORE_LABEL, path
+        assert load_label_map(path.stem).ignore_label == label_maps.IGNORE_LABEL
+
+
 def test_voc_palette_matches_real_masks(voc, shared_data):
     mask_paths = sorted((shared_data / "voc_sample/VOCdevkit/VOC2012/SegmentationClass").glob("*.png"))
     assert len(mask_paths) == 3

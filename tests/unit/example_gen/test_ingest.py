@@ -21,8 +21,8 @@ from google.protobuf import message, text_format
 from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.core import datasets, examples, sample_data
-from components.core.datasets import IngestionError, PairCandidate
+from components.core import datasets, examples, ingestion, sample_data
+from components.core.datasets.splits import IngestionError, PairCandidate
 from components.core.label_maps import load_label_map, schemas_dir
 from components.example_gen import ingest as ingest_module
 from components.example_gen.ingest import ingest
@@ -136,7 +136,7 @@ def test_real_cityscapes_sample_ingests_and_both_real_datasets_fit_the_schema(sh
 
     # the real VOC sample's examples, encoded as ConvertPairFn encodes them (its Beam run is tested below)
     voc_root = datasets.resolve_dataset_root("voc", str(shared_data / "voc_sample"))
-    voc_records = [examples.serialize_example(datasets.load_pair(candidate, VOC_MAP))
+    voc_records = [examples.serialize_example(ingestion.load_pair(candidate, VOC_MAP))
                    for candidate in datasets.plan_split("voc", voc_root, "train").candidates]
     assert _anomalies(voc_records + [record], tmp_path / "real.gz") == {}
 
