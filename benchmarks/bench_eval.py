@@ -182,7 +182,8 @@ def run_tfma(layout: dict[str, Path], output_dir: Path, beam_args: list[str], ev
     from tfx.types import artifact_utils, standard_artifacts
     from tfx.utils import json_utils, proto_utils
 
-    from components.evaluator.eval_config import MIOU, build_eval_config, load_metrics_by_slice
+    from components.evaluation_reader import load_metrics_by_slice
+    from components.evaluator.eval_config import MIOU, build_eval_config
 
     examples = standard_artifacts.Examples()
     examples.uri = str(layout["examples"])

@@ -1,8 +1,14 @@
-"""What the adapters share about each other's outputs: file names inside TFX artifacts.
+"""What the adapters share about each other's outputs: file names inside TFX artifacts, and artifact types.
 
 One component writes each of these and another reads it (the tracker reads the Trainer's history, for
 example); both name it from here, so no adapter imports another adapter for a constant.
 """
+
+from tfx.types import artifact
+
+INGESTION_REPORT_FILE = "ingestion_report.json"
+"""Beside the examples (ExampleGen) or in the output folder (`segpipe ingest`): counts per split and the
+quarantined pairs with their reasons."""
 
 HISTORY_FILE = "history.json"
 """In the Trainer's model-run folder: `{metric: [value per epoch]}`, learning rate included."""
@@ -15,3 +21,9 @@ BACKUP_DIR = "backup"
 
 TENSORBOARD_DIR = "logs"
 """In the Trainer's model-run folder: TensorBoard logs."""
+
+
+class SegmentationReport(artifact.Artifact):
+    """A folder of evaluation report files (tables, confusion matrix, overlays), written by EvaluationReport."""
+
+    TYPE_NAME = "segpipe.SegmentationReport"  # "<namespace>.<Name>", as Kubeflow requires

@@ -44,6 +44,8 @@ def _splits(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
+    from components.core.datasets import FORMATS
+    from components.core.scoring import FORMATS as SCORE_FORMATS
     from pipeline.config import DEFAULT_CONFIG
 
     parser = argparse.ArgumentParser(prog="segpipe", description=__doc__.split("\n\n")[0])
@@ -51,14 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     sample = commands.add_parser("sample-data", help="write a synthetic dataset in an official layout")
-    sample.add_argument("--format", choices=("voc", "cityscapes"), required=True)
+    sample.add_argument("--format", choices=FORMATS, required=True)
     sample.add_argument("--out", type=Path, required=True)
     sample.add_argument("--images", type=int, default=None, help="number of images (default: 24 VOC, 6 Cityscapes)")
     sample.add_argument("--size", type=_size, default=None, help="WIDTHxHEIGHT (default: 64x64 VOC, 128x64 Cityscapes)")
     sample.add_argument("--seed", type=int, default=0)
 
     ingest = commands.add_parser("ingest", help="convert a dataset folder to TFRecords and a JSON report")
-    ingest.add_argument("--format", choices=("voc", "cityscapes"), required=True)
+    ingest.add_argument("--format", choices=FORMATS, required=True)
     ingest.add_argument("--data-dir", type=Path, required=True)
     ingest.add_argument("--out", type=Path, required=True)
     ingest.add_argument("--splits", type=_splits, default=["train", "val"])
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--pred", type=Path, required=True, help="folder of predicted PNGs of class ids (any depth)")
     score.add_argument("--gt", type=Path, required=True,
                        help="ground-truth folder (VOC SegmentationClass, Cityscapes gtFine/<split>, ...)")
-    score.add_argument("--format", choices=("voc", "cityscapes", "trainids"), required=True,
+    score.add_argument("--format", choices=SCORE_FORMATS, required=True,
                        help="ground-truth format; trainids needs --num-classes")
     score.add_argument("--num-classes", type=int, default=None, help="number of classes (required for trainids)")
     score.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")

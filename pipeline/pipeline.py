@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
+from components.core.datasets import label_map_name
 from components.core.label_maps import load_label_map, schemas_dir
 from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
@@ -29,7 +30,6 @@ TRACKER_ID = "MlflowTracker"
 """Component id of the MLflow tracker, the pipeline's last step."""
 
 RAW_SCHEMA_FILE = "raw_schema.pbtxt"
-LABEL_MAP_OF_FORMAT = {"voc": "pascal_voc", "cityscapes": "cityscapes"}
 
 
 def raw_schema_path() -> Path:
@@ -66,7 +66,7 @@ def create_pipeline(
         The `tfx.dsl.Pipeline`.
     """
     train_split, eval_split = config.data.splits
-    label_map = load_label_map(LABEL_MAP_OF_FORMAT[config.data.format])
+    label_map = load_label_map(label_map_name(config.data.format))
 
     example_gen = SegmentationExampleGen(
         input_base=data_dir, dataset_format=config.data.format, splits=list(config.data.splits),

@@ -26,13 +26,13 @@ import dataclasses
 import re
 from typing import Any
 
+from components.core.datasets import FORMATS as DATASET_FORMATS
 from components.core.hyperparams import Config, ConfigError, require
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
            "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
-DATASET_FORMATS = ("voc", "cityscapes")
 ARCHITECTURES = ("unet",)
 BACKBONES = ("mobilenetv2", "resnet50")
 OUTPUT_STRIDES = (8, 16)

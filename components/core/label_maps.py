@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.resources
 import json
 import pathlib
 from typing import Any, Mapping
@@ -53,8 +54,15 @@ _LABEL_MAP_KEYS = frozenset({"name", "description", "source", "ignore_label", "i
 
 
 def schemas_dir() -> pathlib.Path:
-    """Returns the repository's ``schemas/`` folder (found as ``../../schemas`` from this module)."""
-    return pathlib.Path(__file__).resolve().parents[2] / "schemas"
+    """Returns the folder of the ``schemas`` package: the raw-example schema and the label maps.
+
+    ``schemas`` ships as package data (see ``pyproject.toml``), so this works from a source checkout,
+    an editable install and a wheel alike (the Kubeflow image installs the wheel).
+    """
+    folder = importlib.resources.files("schemas")
+    if not isinstance(folder, pathlib.Path):  # a zipped install: TFX's ImportSchemaGen needs real files
+        raise RuntimeError(f"the schemas package must be installed as files, not inside {folder}")
+    return folder
 
 
 def label_maps_dir() -> pathlib.Path:

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.writers import eval_config_writer
 
-from components.core import features
+from components.core import datasets, features
 from components.core.evaluation_result import MIOU
 
 SLICE_FEATURES = (features.DATASET, features.SPLIT, features.CLASSES_PRESENT, features.SIZE_BUCKET)
-CITYSCAPES_SLICE_FEATURES = (features.CITY,)  # VOC examples all have city "": that slice would repeat the overall one
+CITY_SLICE_FEATURES = (features.CITY,)  # only for datasets with cities: elsewhere it would repeat the overall slice
 
 
 def slice_features(label_map: str) -> tuple[str, ...]:
-    """The features the Evaluator slices on for a dataset."""
-    return SLICE_FEATURES + (CITYSCAPES_SLICE_FEATURES if label_map == "cityscapes" else ())
+    """The features the Evaluator (and the report's overlays) slice on for the dataset of `label_map`."""
+    has_cities = any(layout.LABEL_MAP == label_map and layout.HAS_CITIES for layout in datasets.LAYOUTS)
+    return SLICE_FEATURES + (CITY_SLICE_FEATURES if has_cities else ())
 
 
 def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: float,
@@ -47,58 +46,3 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
                                               for name in slice_features(label_map)],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
-
-
-def load_metrics_by_slice(evaluation_uri: str) -> dict[tuple, dict]:
-    """Reads the candidate model's metrics of every slice from an Evaluator output.
-
-    Returns:
-        `{slice key: {metric name: float or numpy array}}`; the overall slice's key is `()`, others are
-        tuples of `(feature, value)` pairs. When a baseline was evaluated too, its own metrics are left
-        out and the candidate's differences to it appear as `<metric>_diff` (summary metrics only).
-    """
-    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
-    candidate = next((spec.name for spec in eval_config.model_specs if not spec.is_baseline), None)
-    result = tfma.load_eval_result(evaluation_uri, model_name=candidate or None)
-    by_slice = {}
-    for slice_key, outputs in result.slicing_metrics:
-        values = by_slice.setdefault(tuple((name, _slice_value(value)) for name, value in slice_key), {})
-        for sub_keys in outputs.values():
-            for metrics in sub_keys.values():
-                for name, value in metrics.items():
-                    if name.endswith("_diff") and "/" in name:
-                        continue
-                    if "doubleValue" in value:
-                        values[name] = float(value["doubleValue"])
-                    elif "arrayValue" in value:
-                        values[name] = _array(value["arrayValue"])
-    return by_slice
-
-
-def load_slice_metrics(evaluation_uri: str) -> dict[str, float]:
-    """Flat, MLflow-friendly names for the candidate's scalar metrics.
-
-    Returns:
-        Every scalar of the overall slice as `{metric: value}` (per-class ones included), and the
-        slice-level summaries (names without a `/`) of the other slices as
-        `{slice/<feature>:<value>/<metric>: value}`.
-    """
-    flat = {}
-    for slice_key, metrics in load_metrics_by_slice(evaluation_uri).items():
-        prefix = "".join(f"slice/{name}:{value}/" for name, value in slice_key)
-        for name, value in metrics.items():
-            if isinstance(value, float) and (not slice_key or "/" not in name):
-                flat[f"{prefix}{name}"] = value
-    return flat
-
-
-def _slice_value(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _array(array_value: dict) -> np.ndarray:
-    for field in ("int64Values", "int32Values", "float64Values", "float32Values"):
-        if field in array_value:
-            return np.asarray([float(v) if "float" in field else int(v) for v in array_value[field]]
-                              ).reshape([int(d) for d in array_value.get("shape", [-1])])
-    raise ValueError(f"unsupported TFMA array value: {sorted(array_value)}")

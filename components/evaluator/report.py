@@ -15,8 +15,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tfx import v1 as tfx
-from tfx.types import artifact, standard_artifacts
+from tfx.types import standard_artifacts
 
+from components.artifacts import SegmentationReport
 from components.core import features
 from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
@@ -24,15 +25,10 @@ from components.core.label_maps import LabelMap, load_label_map
 from components.core.metrics import resize_nearest
 from components.core.preprocessing import size_bucket
 from components.core.reports import write_evaluation_report, write_overlay
-from components.evaluator.eval_config import load_metrics_by_slice
+from components.evaluation_reader import load_metrics_by_slice
+from components.evaluator.eval_config import slice_features
 
 OVERLAYS_DIR = "overlays"
-
-
-class SegmentationReport(artifact.Artifact):
-    """A folder of evaluation report files (tables, confusion matrix, overlays)."""
-
-    TYPE_NAME = "segpipe.SegmentationReport"  # "<namespace>.<Name>", as Kubeflow requires
 
 
 def split_files(examples_uri: str, split: str) -> list[str]:
@@ -42,13 +38,16 @@ def split_files(examples_uri: str, split: str) -> list[str]:
 
 def slice_values(parsed: dict, size_bucket: str, label_map: LabelMap) -> list[str]:
     """The slice folders one example belongs to, e.g. `split-val`, `classes_present-person`."""
-    values = [f"{name}-{parsed[name].numpy().decode()}"
-              for name in (features.DATASET, features.SPLIT, features.CITY) if parsed[name].numpy()]
-    values += [f"{features.CLASSES_PRESENT}-{label_map.class_names[class_id]}"
-               for class_id in tf.sparse.to_dense(parsed[features.CLASSES_PRESENT]).numpy()
-               if 0 <= class_id < label_map.num_classes]
-    values.append(f"{features.SIZE_BUCKET}-{size_bucket}")
-    return ["all"] + values
+    values = ["all"]
+    for name in slice_features(label_map.name):
+        if name == features.CLASSES_PRESENT:
+            values += [f"{name}-{label_map.class_names[class_id]}"
+                       for class_id in tf.sparse.to_dense(parsed[name]).numpy() if 0 <= class_id < label_map.num_classes]
+        elif name == features.SIZE_BUCKET:
+            values.append(f"{name}-{size_bucket}")
+        elif parsed[name].numpy():
+            values.append(f"{name}-{parsed[name].numpy().decode()}")
+    return values
 
 
 def select_examples(files: list[str], label_map: LabelMap, per_slice: int) -> Iterator[tuple]:

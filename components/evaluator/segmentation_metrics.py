@@ -29,6 +29,7 @@ from components.core.evaluation_result import MIOU, SUMMARY_METRICS
 from components.core.examples import decode_mask_png
 from components.core.label_maps import load_label_map
 from components.core.metrics import SegmentationEvaluator, resize_nearest
+from components.log_setup import quiet_beam_worker
 
 
 def _single_bytes(value) -> bytes:
@@ -60,6 +61,9 @@ class OriginalResolutionPreprocessor(metric_types.Preprocessor):
         self._hausdorff = hausdorff
         self._model_name = model_name
 
+    def setup(self) -> None:
+        quiet_beam_worker()
+
     def process(self, extracts) -> Iterator[metric_types.StandardMetricInputs]:
         extracts = util.StandardExtracts(extracts)
         ground_truth = decode_mask_png(_single_bytes(extracts.get_features()[features.MASK_ENCODED]))
@@ -80,6 +84,9 @@ class _SegmentationCombiner(beam.CombineFn):
         self._key = key
         self._label_map = label_map
         self._hausdorff = hausdorff
+
+    def setup(self) -> None:
+        quiet_beam_worker()
 
     def create_accumulator(self) -> SegmentationEvaluator:
         return new_evaluator(self._label_map, self._hausdorff)

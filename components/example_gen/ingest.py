@@ -39,27 +39,18 @@ import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.components.example_gen import write_split
 
+from components import artifacts, beam_options
 from components.core import datasets, examples, ingestion
 from components.core.datasets.splits import IngestionError, PairCandidate, SkippedSplit, SplitPlan
 from components.core.label_maps import load_label_map
+from components.log_setup import quiet_beam_worker
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE_NAME = "ingestion_report.json"
-"""Name of the report written next to the examples (ExampleGen) or in the output folder (``ingest``)."""
+REPORT_FILE_NAME = artifacts.INGESTION_REPORT_FILE
 
 TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 """Prefix of the TFRecord shards in a split folder (``data_tfrecord``, as TFX writes them)."""
-
-def local_beam_args(workers: int | None = None) -> list[str]:
-    """DirectRunner options for ingesting on this machine: multi-threaded, one thread per core.
-
-    Decoding and zlib release the GIL, and no worker process has to start and import TensorFlow;
-    ``benchmarks/bench_ingest.py`` measures it against the alternatives. Used by ``segpipe ingest``
-    (unless given Beam options) and by local pipeline runs for the ExampleGen.
-    """
-    return ["--direct_running_mode=multi_threading", f"--direct_num_workers={workers or os.cpu_count() or 1}"]
-
 
 STAGING_DIR_NAME = "_ingestion_staging"
 """Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""
@@ -94,6 +85,7 @@ class ConvertPairFn(beam.DoFn):
         self._quarantined = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "pairs_quarantined")
 
     def setup(self) -> None:
+        quiet_beam_worker()
         self._label_map = load_label_map(datasets.label_map_name(self._dataset))
 
     def process(self, candidate: PairCandidate):
@@ -283,7 +275,7 @@ def ingest(
         strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
             quarantining it, and on an empty split.
         beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
-            :func:`local_beam_args` (DirectRunner, multi-threaded).
+            :func:`components.beam_options.ingestion_args` (DirectRunner, multi-threaded).
 
     Returns:
         The report (see :func:`components.core.ingestion.build_report`).
@@ -304,7 +296,7 @@ def ingest(
     out_dir = str(out_dir)
     staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
     _remove_previous_outputs(out_dir, kept)
-    options = list(beam_pipeline_args) if beam_pipeline_args else local_beam_args()
+    options = list(beam_pipeline_args) if beam_pipeline_args else beam_options.ingestion_args()
     with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
         for plan in plans:
             _ = (pipeline

@@ -17,9 +17,8 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components import artifacts
-from components.evaluator.eval_config import load_slice_metrics
-from components.evaluator.report import SegmentationReport
-from components.example_gen.ingest import REPORT_FILE_NAME as INGESTION_REPORT
+from components.artifacts import SegmentationReport
+from components.evaluation_reader import load_slice_metrics
 from components.tracking.mlflow_logging import RunRecord, log_run
 
 SERVING_MODEL_ARTIFACT = "serving_model"
@@ -31,7 +30,7 @@ def data_metrics(examples_uri: str, anomalies_uri: str) -> dict[str, float]:
     """Ingestion counts per split (`data/<split>/listed|written|quarantined`) and `data/anomalies`,
     the number of features ExampleValidator flagged over all splits."""
     metrics = {}
-    report_path = os.path.join(examples_uri, INGESTION_REPORT)
+    report_path = os.path.join(examples_uri, artifacts.INGESTION_REPORT_FILE)
     if tf.io.gfile.exists(report_path):
         report = json.loads(tf.io.gfile.GFile(report_path).read())
         for split, counts in report["splits"].items():

@@ -51,6 +51,7 @@ class DatasetLayout(Protocol):
     SPLITS_LISTED_IN_FILES: bool
     COLOUR_MASKS: bool
     MASK_KINDS: str
+    HAS_CITIES: bool
     GROUND_TRUTH_AT_ANY_DEPTH: bool
     GROUND_TRUTH_SUFFIX: str
 

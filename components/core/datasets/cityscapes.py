@@ -68,6 +68,9 @@ COLOUR_MASKS = False
 MASK_KINDS = "a greyscale labelIds PNG"
 """The mask files accepted, for error messages."""
 
+HAS_CITIES = True
+"""Every example belongs to a city (an evaluation slice)."""
+
 GROUND_TRUTH_AT_ANY_DEPTH = True
 """Scoring reads ground truth at any depth below the folder named (e.g. ``gtFine/val`` and its cities)."""
 

@@ -78,6 +78,9 @@ SPLIT_FILE_PATTERN = "[IJS]*/*"
 """Glob (under the root) TFX fingerprints for every split: all of ``JPEGImages/``, ``SegmentationClass/``
 (and ``SegmentationClassAug/``, ``SegmentationObject/``) and the entries of ``ImageSets/``."""
 
+HAS_CITIES = False
+"""Examples have no city (their ``city`` feature is empty)."""
+
 GROUND_TRUTH_AT_ANY_DEPTH = False
 """Scoring reads the ``*.png`` directly in the ground-truth folder (:func:`ground_truth_folder`)."""
 
