@@ -282,6 +282,8 @@ class TrainingConfig(Config):
         eval_steps: validation batches after each epoch.
         seed: seed of weight initialisation, shuffling and augmentation, so that a run repeats; None
             draws new ones each run.
+        shuffle_buffer: serialized training examples shuffled together (TFXIO's default is 10000,
+            which on a small dataset means reading every file hundreds of times before the first step).
         optimizer, schedule, loss, augmentation: the sub-sections.
     """
 
@@ -290,13 +292,14 @@ class TrainingConfig(Config):
     batch_size: int = 8
     eval_steps: int = 4
     seed: int | None = None
+    shuffle_buffer: int = 1000
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     augmentation: AugmentationConfig = dataclasses.field(default_factory=AugmentationConfig)
 
     def validate(self) -> None:
-        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps"):
+        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps", "shuffle_buffer"):
             require(getattr(self, key) >= 1, key, "must be at least 1")
         require(self.schedule.warmup_steps < self.total_steps, "schedule.warmup_steps",
                 f"must be fewer than the {self.total_steps} training steps")

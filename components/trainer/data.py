@@ -18,7 +18,8 @@ from components.core.config import AugmentationConfig
 
 def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
                  transform_output: tft.TFTransformOutput, batch_size: int,
-                 augmentation: AugmentationConfig | None = None, seed: int | None = None) -> tf.data.Dataset:
+                 augmentation: AugmentationConfig | None = None, seed: int | None = None,
+                 shuffle_buffer: int = 1000) -> tf.data.Dataset:
     """Reads raw examples, applies the transform graph and yields (image, mask) batches.
 
     Args:
@@ -29,12 +30,13 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         augmentation: for training data: shuffle, repeat and augment as configured; None for
             evaluation data (read in order, repeated so that every epoch can take its batches).
         seed: seed of shuffling and augmentation (None: different each run).
+        shuffle_buffer: serialized examples shuffled together (training data only).
     """
     training = augmentation is not None
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=training, num_epochs=None,
-                                       shuffle_seed=seed if training else None),
+                                       shuffle_buffer_size=shuffle_buffer, shuffle_seed=seed if training else None),
         transform_output.raw_metadata.schema)
     transform_layer = transform_output.transform_features_layer()
 
