@@ -100,12 +100,12 @@ def _read_schema():
 # --------------------------------------------------------------------------------------------------
 
 
-def make_examples(tmp: Path, num_images: int, size: tuple[int, int], val_fraction: float) -> dict:
+def make_examples(tmp: Path, num_images: int, image_size: tuple[int, int], val_fraction: float) -> dict:
     """Writes a synthetic VOC dataset and ingests it to ``tmp/examples/{train,val}``."""
     from components.core import sample_data
     from components.example_gen.ingest import ingest
 
-    summary = sample_data.write_voc_dataset(tmp / "voc", num_images=num_images, size=size, seed=0,
+    summary = sample_data.write_voc_dataset(tmp / "voc", num_images=num_images, image_size=image_size, seed=0,
                                             val_fraction=val_fraction)
     report = ingest("voc", str(tmp / "voc"), str(tmp / "examples"), splits=("train", "val"), strict=True,
                     beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
@@ -415,7 +415,7 @@ def main() -> None:
     if not 0 < args.small_examples < round(args.images * args.val_fraction):
         parser.error("--small-examples must be positive and below the number of val examples")
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
-    size = (args.width, args.height)
+    image_size = (args.height, args.width)
 
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp_name:
         tmp = Path(tmp_name)
@@ -424,8 +424,8 @@ def main() -> None:
         (tmp / "scratch").mkdir()
         tempfile.tempdir = os.environ["TMPDIR"] = str(tmp / "scratch")
         started = time.perf_counter()
-        _progress(f"set-up: writing {args.images} synthetic VOC images of {size[0]}x{size[1]} and ingesting them")
-        data = make_examples(tmp, args.images, size, args.val_fraction)
+        _progress(f"set-up: writing {args.images} synthetic VOC images of {args.width}x{args.height} and ingesting them")
+        data = make_examples(tmp, args.images, image_size, args.val_fraction)
         counts = {split: info["written"] for split, info in data["report"]["splits"].items()}
         train_pattern = str(tmp / "examples" / "train" / "*")
         val_files = sorted(tf.io.gfile.glob(str(tmp / "examples" / "val" / "*")))
@@ -475,7 +475,7 @@ def main() -> None:
         "ratio_definition": "value / baseline (TFMA time over framework-free time); lower is better, goal <= 2",
         "unit": "s",
         "examples": counts["val"],
-        "image_size": f"{size[0]}x{size[1]}",
+        "image_size": f"{args.width}x{args.height}",
         "model_input_size": f"{MODEL_IMAGE_SIZE[1]}x{MODEL_IMAGE_SIZE[0]}",
         "runner": "DirectRunner",
         "runner_mode": headline,

@@ -51,7 +51,7 @@ def make_dataset(out_dir: Path, num_images: int, num_distinct: int) -> Path:
     from components.core import sample_data
     from components.core.datasets import voc
 
-    summary = sample_data.write_voc_dataset(out_dir, num_images=num_distinct, size=(500, 375), seed=0)
+    summary = sample_data.write_voc_dataset(out_dir, num_images=num_distinct, image_size=(375, 500), seed=0)
     root = summary["root"]
     distinct_ids = summary["splits"]["trainval"]
     all_ids = list(distinct_ids)

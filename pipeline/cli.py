@@ -26,13 +26,14 @@ logger = logging.getLogger("segpipe")
 
 
 def _size(text: str) -> tuple[int, int]:
+    """Parses WIDTHxHEIGHT (as people write image sizes) into (height, width), as segpipe passes sizes."""
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 64x64, got {text!r}") from None
     if width < 16 or height < 16:
         raise argparse.ArgumentTypeError(f"each side must be at least 16 pixels, got {text!r}")
-    return width, height
+    return height, width
 
 
 def _splits(text: str) -> list[str]:
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_sample_data(args) -> int:
     from components.core import sample_data
 
-    summary = sample_data.write_dataset(args.format, args.out, num_images=args.images, size=args.size, seed=args.seed)
+    summary = sample_data.write_dataset(args.format, args.out, num_images=args.images, image_size=args.size, seed=args.seed)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -102,7 +102,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
 def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
     """Writes the configured synthetic dataset under `target` and returns its root."""
     summary = sample_data.write_dataset(config.data.format, target, num_images=config.data.synthetic_images,
-                                        size=tuple(reversed(config.data.synthetic_image_size)), seed=config.data.seed)
+                                        image_size=config.data.synthetic_image_size, seed=config.data.seed)
     logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
     return Path(summary["root"])
 

@@ -240,12 +240,12 @@ def _label_boundary_band(labels: np.ndarray, radius: int) -> np.ndarray:
     return band
 
 
-def _check_size(size: Sequence[int]) -> tuple[int, int]:
-    """Validates a (width, height) pair."""
-    width, height = (int(value) for value in size)
+def _check_image_size(image_size: Sequence[int]) -> tuple[int, int]:
+    """Validates a (height, width) pair and returns it."""
+    height, width = (int(value) for value in image_size)
     if width < 16 or height < 16:
-        raise ValueError(f"size must be (width, height) with both >= 16, got {tuple(size)}")
-    return width, height
+        raise ValueError(f"image_size must be (height, width) with both >= 16, got {tuple(image_size)}")
+    return height, width
 
 
 def _image_rng(seed: int, index: int) -> np.random.Generator:
@@ -328,7 +328,7 @@ def _voc_scene(rng: np.random.Generator, width: int, height: int) -> tuple[np.nd
 def write_voc_dataset(
     out_dir: str | pathlib.Path,
     num_images: int = 24,
-    size: tuple[int, int] = (64, 64),
+    image_size: tuple[int, int] = (64, 64),
     seed: int = 0,
     val_fraction: float = 0.25,
 ) -> dict:
@@ -337,7 +337,7 @@ def write_voc_dataset(
     Args:
         out_dir: Folder that receives ``VOCdevkit/VOC2012``; created if missing.
         num_images: Number of image/mask pairs (>= 1).
-        size: Picture size as (width, height), each >= 16.
+        image_size: Picture size as (height, width), each >= 16.
         seed: Random seed; the same seed writes the same files.
         val_fraction: Share of images listed in ``val.txt`` (0 < val_fraction < 1); train and val both get
             at least one image when ``num_images >= 2``.
@@ -354,7 +354,7 @@ def write_voc_dataset(
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
-    width, height = _check_size(size)
+    height, width = _check_image_size(image_size)
     voc_map = load_label_map(voc.LABEL_MAP)
     root = str(pathlib.Path(out_dir).joinpath(*voc.DEVKIT_ROOT))
     pathlib.Path(root, voc.IMAGE_DIR).mkdir(parents=True, exist_ok=True)
@@ -491,7 +491,7 @@ def _cityscapes_scene(rng: np.random.Generator, width: int, height: int) -> tupl
 def write_cityscapes_dataset(
     out_dir: str | pathlib.Path,
     num_images: int = 6,
-    size: tuple[int, int] = (128, 64),
+    image_size: tuple[int, int] = (64, 128),
     seed: int = 0,
     cities: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
@@ -505,7 +505,7 @@ def write_cityscapes_dataset(
     Args:
         out_dir: Dataset root (the folder holding ``leftImg8bit`` and ``gtFine``); created if missing.
         num_images: Number of frames (>= 1).
-        size: Picture size as (width, height), each >= 16.
+        image_size: Picture size as (height, width), each >= 16.
         seed: Random seed; the same seed writes the same files.
         cities: City names per split, keys ``"train"`` and ``"val"``; defaults to
             :data:`CITYSCAPES_CITIES`.
@@ -521,7 +521,7 @@ def write_cityscapes_dataset(
     """
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
-    width, height = _check_size(size)
+    height, width = _check_image_size(image_size)
     cities = CITYSCAPES_CITIES if cities is None else cities
     if set(cities) != {"train", "val"} or not all(cities[split] for split in cities):
         raise ValueError(f"cities must name at least one city for each of 'train' and 'val', got {cities!r}")
@@ -567,7 +567,7 @@ def write_dataset(
     dataset_format: str,
     out_dir: str | pathlib.Path,
     num_images: int | None = None,
-    size: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> dict:
     """Writes the synthetic dataset of one layout, ``"voc"`` or ``"cityscapes"``.
@@ -577,7 +577,7 @@ def write_dataset(
             (:func:`write_cityscapes_dataset`), as :func:`components.core.datasets.layout_of` reads it.
         out_dir: Output folder.
         num_images: Number of images; None keeps that writer's default.
-        size: (width, height); None keeps that writer's default.
+        image_size: (height, width); None keeps that writer's default.
         seed: Seed of the generator.
 
     Returns:
@@ -591,6 +591,6 @@ def write_dataset(
     options = {"seed": seed}
     if num_images is not None:
         options["num_images"] = num_images
-    if size is not None:
-        options["size"] = tuple(size)
+    if image_size is not None:
+        options["image_size"] = tuple(image_size)
     return writer(out_dir, **options)

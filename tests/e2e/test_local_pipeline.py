@@ -28,7 +28,7 @@ def pipeline_run(tmp_path_factory):
     from pipeline.local_runner import run_local
 
     workdir = tmp_path_factory.mktemp("e2e")
-    data_summary = sample_data.write_voc_dataset(workdir / "data", num_images=NUM_IMAGES, size=(48, 40), seed=3)
+    data_summary = sample_data.write_voc_dataset(workdir / "data", num_images=NUM_IMAGES, image_size=(40, 48), seed=3)
     with mlflow_server(workdir / "mlflow") as tracking_uri:
         config = load_config(DEFAULT_CONFIG, [
             "model.image_size=[32, 32]", "model.unet.base_filters=4", "model.unet.depth=2",

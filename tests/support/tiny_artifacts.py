@@ -40,7 +40,7 @@ def build_tiny_artifacts(root: Path) -> TinyArtifacts:
     from tfx.utils import io_utils
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    sample_data.write_voc_dataset(root / "voc", num_images=NUM_IMAGES, size=IMAGE_SIZE, seed=1)
+    sample_data.write_voc_dataset(root / "voc", num_images=NUM_IMAGES, image_size=IMAGE_SIZE, seed=1)
     ingest("voc", str(root / "voc"), str(root / "ingested"), splits=("train", "val"), strict=True,
            beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
     examples = root / "examples"

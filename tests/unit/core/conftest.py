@@ -14,7 +14,7 @@ from components.core import sample_data
 def voc_dir(tmp_path_factory) -> Path:
     """A small generated VOC dataset (folder holding VOCdevkit); tests copy it before changing it."""
     out = tmp_path_factory.mktemp("voc")
-    sample_data.write_voc_dataset(out, num_images=4, size=(32, 24), seed=1)
+    sample_data.write_voc_dataset(out, num_images=4, image_size=(24, 32), seed=1)
     return out
 
 
@@ -29,5 +29,5 @@ def voc_copy(voc_dir, tmp_path) -> Path:
 def cityscapes_dir(tmp_path_factory) -> Path:
     """A small generated Cityscapes dataset (its root): 2 train and 1 val frames."""
     out = tmp_path_factory.mktemp("cityscapes")
-    sample_data.write_cityscapes_dataset(out, num_images=3, size=(32, 16), seed=1)
+    sample_data.write_cityscapes_dataset(out, num_images=3, image_size=(16, 32), seed=1)
     return out

@@ -151,8 +151,8 @@ def test_voc_writer_is_deterministic_by_seed(tmp_path):
     assert other["splits"]["trainval"] == first["splits"]["trainval"]
 
 
-def test_voc_size_is_width_by_height(tmp_path):
-    summary = write_voc_dataset(tmp_path, num_images=2, size=(48, 32))
+def test_voc_image_size_is_height_by_width(tmp_path):
+    summary = write_voc_dataset(tmp_path, num_images=2, image_size=(32, 48))
     image, mask = load_voc_pair(pathlib.Path(summary["root"]), summary["splits"]["trainval"][0])
     assert image.shape == (32, 48, 3)
     assert mask.shape == (32, 48)
@@ -171,7 +171,7 @@ def test_voc_small_datasets_keep_both_splits_when_possible(tmp_path, num_images,
 
 
 @pytest.mark.parametrize("arguments", [{"num_images": 0}, {"val_fraction": 0.0}, {"val_fraction": 1.0},
-                                       {"size": (8, 64)}])
+                                       {"image_size": (64, 8)}])
 def test_voc_writer_rejects_bad_arguments(tmp_path, arguments):
     with pytest.raises(ValueError):
         write_voc_dataset(tmp_path, **arguments)
@@ -268,7 +268,7 @@ def test_cityscapes_writer_is_deterministic_by_seed(tmp_path):
 
 
 def test_cityscapes_custom_cities_and_size(tmp_path):
-    summary = write_cityscapes_dataset(tmp_path, num_images=3, size=(96, 48),
+    summary = write_cityscapes_dataset(tmp_path, num_images=3, image_size=(48, 96),
                                        cities={"train": ["zurich"], "val": ["munster"]})
     assert summary["splits"] == {"train": ["zurich_000000_000019", "zurich_000001_000019"],
                                  "val": ["munster_000000_000019"]}
@@ -278,7 +278,7 @@ def test_cityscapes_custom_cities_and_size(tmp_path):
 
 
 @pytest.mark.parametrize("arguments", [{"num_images": 0}, {"cities": {"train": ["aachen"]}},
-                                       {"cities": {"train": ["aachen"], "val": []}}, {"size": (128, 8)}])
+                                       {"cities": {"train": ["aachen"], "val": []}}, {"image_size": (8, 128)}])
 def test_cityscapes_writer_rejects_bad_arguments(tmp_path, arguments):
     with pytest.raises(ValueError):
         write_cityscapes_dataset(tmp_path, **arguments)
@@ -298,6 +298,6 @@ def test_cityscapes_content_is_learnable(tmp_path):
 def test_write_dataset_dispatches_by_format_and_keeps_writer_defaults(tmp_path):
     summary = write_dataset("cityscapes", tmp_path / "cs", num_images=2)
     assert sum(summary["counts"].values()) == 2
-    assert write_dataset("voc", tmp_path / "voc", size=(32, 24))["counts"]["trainval"] == 24
+    assert write_dataset("voc", tmp_path / "voc", image_size=(24, 32))["counts"]["trainval"] == 24
     with pytest.raises(ValueError, match="unknown dataset format 'coco'"):
         write_dataset("coco", tmp_path / "coco")

@@ -33,14 +33,14 @@ VOC_MAP = load_label_map("pascal_voc")
 @pytest.fixture(scope="module")
 def voc_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("voc")
-    sample_data.write_voc_dataset(out, num_images=12, size=(32, 24), seed=2)
+    sample_data.write_voc_dataset(out, num_images=12, image_size=(24, 32), seed=2)
     return out
 
 
 @pytest.fixture(scope="module")
 def cityscapes_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cityscapes")
-    sample_data.write_cityscapes_dataset(out, num_images=4, size=(32, 16), seed=2)
+    sample_data.write_cityscapes_dataset(out, num_images=4, image_size=(16, 32), seed=2)
     return out
 
 

@@ -18,7 +18,7 @@ EVALUATOR_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=
 
 
 def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
-    sample_data.write_voc_dataset(tmp_path / "data", num_images=4, size=(16, 16))
+    sample_data.write_voc_dataset(tmp_path / "data", num_images=4, image_size=(16, 16))
     pipeline = _pipeline(tmp_path, beam_pipeline_args=["--direct_running_mode=multi_processing"],
                          component_beam_pipeline_args={"Evaluator": EVALUATOR_BEAM_ARGS})
     by_id = {component.id: component for component in pipeline.components}
