@@ -33,7 +33,7 @@ __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "UNetCo
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
            "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
-ARCHITECTURES = ("unet",)
+ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50")
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("adam", "sgd")

@@ -11,6 +11,7 @@ import tf_keras as keras
 
 from components.core.config import ModelConfig
 from components.core.hyperparams import ConfigError
+from components.core.models.deeplabv3plus import build_deeplabv3plus
 from components.core.models.unet import build_unet
 
 
@@ -24,6 +25,23 @@ def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
     if config.architecture == "unet":
         model = build_unet((height, width, 3), num_classes, base_filters=config.unet.base_filters,
                            depth=config.unet.depth)
+    elif config.architecture == "deeplabv3plus":
+        deeplab = config.deeplabv3plus
+        backbone = deeplab.backbone
+        if backbone.weights and not tf.io.gfile.exists(backbone.weights) \
+                and not tf.io.gfile.exists(backbone.weights + ".index"):
+            raise ConfigError(f"'model.deeplabv3plus.backbone.weights' {backbone.weights}: no such weights file")
+        try:
+            model = build_deeplabv3plus(
+                (height, width, 3), num_classes, backbone=backbone.name, output_stride=deeplab.output_stride,
+                atrous_rates=deeplab.atrous_rates, aspp_filters=deeplab.aspp_filters,
+                low_level_filters=deeplab.low_level_filters, decoder_filters=deeplab.decoder_filters,
+                width_multiplier=backbone.width_multiplier, backbone_weights=backbone.weights)
+        except (ValueError, tf.errors.OpError) as error:
+            if not backbone.weights:
+                raise
+            raise ConfigError(f"'model.deeplabv3plus.backbone.weights' {backbone.weights}: the weights do not fit "
+                              f"the {backbone.name} backbone ({str(error).strip().splitlines()[0]})") from None
     else:  # ModelConfig.validate admits only the architectures above
         raise ConfigError(f"'model.architecture' {config.architecture!r} has no builder")
     if config.init_checkpoint:

@@ -1,0 +1,95 @@
+"""DeepLabv3+ (Chen et al. 2018, "Encoder-Decoder with Atrous Separable Convolution"), against tf-keras.
+
+    image -> backbone (dilated to output stride 8 or 16) -> high-level features -> ASPP
+          -> upsample x(output_stride / 4) -> concat with the projected stride-4 low-level features
+          -> two 3x3 conv-BN-ReLU -> 1x1 conv to class logits -> upsample x4 to the input size
+
+ASPP (atrous spatial pyramid pooling): a 1x1 branch, three 3x3 branches dilated at `atrous_rates`
+(6/12/18 at output stride 16, doubled at 8) and an image-level branch (global average pooling, 1x1
+conv, upsampled back), concatenated and projected by a 1x1 conv. The low-level features are projected
+to 48 channels. Every upsampling is bilinear (`UpSampling2D` with static factors, which TFLite
+quantizes); global pooling is a mean, not a full-size average pooling. The logits layer and the last
+upsampling are float32, so the head stays float32 under mixed precision.
+"""
+
+from __future__ import annotations
+
+import tf_keras as keras
+
+from components.core.models.backbones import build_backbone
+
+
+def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rate: int = 1):
+    """A convolution (no bias), batch normalisation and ReLU."""
+    x = keras.layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
+                            name=f"{name}_conv")(inputs)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def effective_rate(rate: int, height: int, width: int) -> int:
+    """The smallest dilation rate that computes exactly what `rate` does on a `height` x `width` map.
+
+    With "same" padding, a 3x3 kernel dilated by a rate >= both sides of the map reads only padding
+    with its eight outer taps, whatever the rate: all such rates give the same output. TensorFlow's CPU
+    kernels pay for the rate itself (the gradient of a rate-18 convolution on a 4x4 map took 15x the
+    undilated step here), so rates past the map size are lowered to it. At real input sizes (a 513x513
+    crop at output stride 16 gives 33x33 features) the rates 6/12/18 stay as they are.
+    """
+    return min(rate, max(height, width))
+
+
+def atrous_spatial_pyramid_pooling(features, filters: int, rates: tuple[int, ...]):
+    """ASPP over `features` (static spatial size): 1x1, one dilated 3x3 per rate, image pooling; projected."""
+    height, width = features.shape[1], features.shape[2]
+    branches = [conv_bn_relu(features, filters, 1, "aspp_1x1")]
+    branches += [conv_bn_relu(features, filters, 3, f"aspp_atrous{index}",
+                              dilation_rate=effective_rate(rate, height, width))
+                 for index, rate in enumerate(rates, start=1)]
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="aspp_image_pool")(features)
+    pooled = conv_bn_relu(pooled, filters, 1, "aspp_image")
+    branches.append(keras.layers.UpSampling2D((height, width), interpolation="bilinear",
+                                              name="aspp_image_upsample")(pooled))
+    x = keras.layers.Concatenate(name="aspp_concat")(branches)
+    return conv_bn_relu(x, filters, 1, "aspp_projection")
+
+
+def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, backbone: str = "mobilenetv2",
+                        output_stride: int = 16, atrous_rates: tuple[int, ...] = (6, 12, 18),
+                        aspp_filters: int = 256, low_level_filters: int = 48, decoder_filters: int = 256,
+                        width_multiplier: float = 1.0, backbone_weights: str | None = None) -> keras.Model:
+    """Builds DeepLabv3+ mapping images to per-pixel class logits at the input resolution.
+
+    Args:
+        input_shape: (height, width, channels); height and width divisible by `output_stride`.
+        num_classes: output classes (the ignore label is not a class).
+        backbone: "mobilenetv2" or "resnet50".
+        output_stride: input size / ASPP feature size, 8 or 16.
+        atrous_rates: dilation rates of the three 3x3 ASPP branches (at this output stride).
+        aspp_filters: channels of the ASPP branches and projection.
+        low_level_filters: channels of the projected stride-4 features.
+        decoder_filters: channels of the decoder's 3x3 convolutions.
+        width_multiplier: MobileNetV2's alpha.
+        backbone_weights: a local weights file of the backbone alone, or None (nothing is downloaded).
+
+    Returns:
+        A `keras.Model` named "deeplabv3plus" with output shape (batch, height, width, num_classes).
+
+    Raises:
+        ValueError: the input size is not divisible by the output stride, or a bad backbone/stride.
+    """
+    height, width = input_shape[0], input_shape[1]
+    if height % output_stride or width % output_stride:
+        raise ValueError(f"DeepLabv3+ input {height}x{width} must be divisible by the output stride = {output_stride}")
+    features = build_backbone(backbone, input_shape, output_stride, width_multiplier, backbone_weights)
+    inputs = keras.Input(shape=input_shape, name="image")
+    low_level, high_level = features(inputs)
+    x = atrous_spatial_pyramid_pooling(high_level, aspp_filters, atrous_rates)
+    x = keras.layers.UpSampling2D(output_stride // 4, interpolation="bilinear", name="decoder_upsample")(x)
+    low_level = conv_bn_relu(low_level, low_level_filters, 1, "decoder_low_level")
+    x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
+    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine1")
+    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine2")
+    logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    logits = keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32", name="logits_upsample")(logits)
+    return keras.Model(inputs, logits, name="deeplabv3plus")
