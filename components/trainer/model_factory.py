@@ -13,7 +13,7 @@ from tensorflow.python.autograph.core import config as autograph_config
 from components.core.config import OptimizerConfig, PipelineConfig
 from components.core.keras_metrics import SegmentationMeanIoU
 from components.core.label_maps import LabelMap
-from components.core.losses import MaskedSparseCategoricalCrossentropy
+from components.core import losses
 from components.core.models.builder import build_model
 from components.core.schedules import WarmupSchedule
 
@@ -41,9 +41,12 @@ def scaled_learning_rate(optimizer: OptimizerConfig, global_batch_size: int) -> 
 def build_optimizer(config: PipelineConfig, total_steps: int, global_batch_size: int) -> keras.optimizers.Optimizer:
     """The configured optimizer with its learning-rate schedule over `total_steps`."""
     optimizer, schedule = config.training.optimizer, config.training.schedule
-    learning_rate = WarmupSchedule(schedule.name, scaled_learning_rate(optimizer, global_batch_size),
-                                   total_steps, warmup_steps=min(schedule.warmup_steps, total_steps - 1),
-                                   power=schedule.power)
+    peak = scaled_learning_rate(optimizer, global_batch_size)
+    if config.training.reduce_on_plateau_patience:
+        learning_rate = peak  # constant (validated): a plain rate, so ReduceLROnPlateau can lower it
+    else:
+        learning_rate = WarmupSchedule(schedule.name, peak, total_steps,
+                                       warmup_steps=min(schedule.warmup_steps, total_steps - 1), power=schedule.power)
     if optimizer.name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=optimizer.momentum,
                                     weight_decay=optimizer.weight_decay or None)
@@ -54,15 +57,25 @@ def build_optimizer(config: PipelineConfig, total_steps: int, global_batch_size:
 
 def build_loss(config: PipelineConfig, label_map: LabelMap) -> keras.losses.Loss:
     """The configured loss; pixels labelled with the label map's ignore label never count."""
-    return MaskedSparseCategoricalCrossentropy(ignore_label=label_map.ignore_label)
+    loss = config.training.loss
+    return losses.build_loss(loss.name, label_map.ignore_label, dice_weight=loss.dice_weight,
+                             boundary_weight=loss.boundary_weight, boundary_width=loss.boundary_width)
 
 
 def build_compiled_model(config: PipelineConfig, label_map: LabelMap, total_steps: int,
                          global_batch_size: int) -> keras.Model:
     """Builds and compiles the configured network (call inside the strategy scope)."""
     keep_autograph_off_tf_keras()
-    model = build_model(config.model, label_map.num_classes)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.training.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")  # the layers keep it once built
+    try:
+        model = build_model(config.model, label_map.num_classes)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
     model.compile(optimizer=build_optimizer(config, total_steps, global_batch_size),
                   loss=build_loss(config, label_map),
-                  metrics=[SegmentationMeanIoU(label_map.num_classes, ignore_class=label_map.ignore_label)])
+                  metrics=[SegmentationMeanIoU(label_map.num_classes, ignore_class=label_map.ignore_label)],
+                  jit_compile=config.training.jit_compile)
     return model

@@ -5,7 +5,8 @@ It wires the Trainer's parts together: the input pipeline (`data`), the model, o
 number of steps TFX gives it (`fn_args.train_steps`, a pipeline setting or a Kubeflow runtime parameter),
 validating every `training.steps_per_epoch` steps on `fn_args.eval_steps` batches, and writes into the
 model-run folder: `checkpoints/best.weights` (best validation mIoU), `backup/` (resume after a stop),
-`logs/` (TensorBoard) and `history.json` (per-epoch curves, learning rate included).
+`logs/` (TensorBoard) and `history.json` (per-epoch curves, with the learning rate and the steps so far;
+after a resume, the epochs run since). The exported model holds the best epoch's weights.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the learning rate of the epoch's last step to the epoch's logs (hence to the history and TensorBoard)."""
+class ProgressLogger(keras.callbacks.Callback):
+    """Adds to each epoch's logs (hence to the history and TensorBoard) the optimizer steps taken so far
+    (`steps`) and the learning rate of the epoch's last step (`learning_rate`)."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             optimizer = self.model.optimizer
+            logs["steps"] = float(keras.backend.get_value(optimizer.iterations))
             logs["learning_rate"] = float(keras.backend.get_value(optimizer.learning_rate(optimizer.iterations)
                                                                   if callable(optimizer.learning_rate)
                                                                   else optimizer.learning_rate))
@@ -92,14 +95,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     best_weights = os.path.join(fn_args.model_run_dir, artifacts.BEST_WEIGHTS)
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, artifacts.BACKUP_DIR)),
+        keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, artifacts.BACKUP_DIR),
+                                         save_freq=training.checkpoint_every_steps or "epoch"),
         keras.callbacks.ModelCheckpoint(best_weights, monitor="val_miou", mode="max", save_best_only=True,
                                         save_weights_only=True),
-        LearningRateLogger(),
+        ProgressLogger(),
         keras.callbacks.TensorBoard(os.path.join(fn_args.model_run_dir, artifacts.TENSORBOARD_DIR),
                                     update_freq="epoch"),
         StopAtStep(total_steps),
     ]
+    if training.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_miou", mode="max",
+                                                       patience=training.early_stopping_patience))
+    if training.reduce_on_plateau_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_miou", mode="max",
+                                                           patience=training.reduce_on_plateau_patience,
+                                                           factor=training.reduce_on_plateau_factor))
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_data, validation_steps=int(fn_args.eval_steps),
                         callbacks=callbacks, verbose=2)

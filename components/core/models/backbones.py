@@ -115,8 +115,18 @@ def dilate(model: keras.Model, output_stride: int) -> keras.Model:
     return keras.Model.from_config(config)
 
 
+def with_batch_norm_momentum(model: keras.Model, momentum: float) -> keras.Model:
+    """Rebuilds a functional `model` with every BatchNormalization's moving-average momentum set to `momentum`."""
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BatchNormalization":
+            layer["config"]["momentum"] = momentum
+    return keras.Model.from_config(config)
+
+
 def build_backbone(name: str, input_shape: tuple[int, int, int], output_stride: int = 16,
-                   width_multiplier: float = 1.0, weights: str | None = None) -> keras.Model:
+                   width_multiplier: float = 1.0, weights: str | None = None,
+                   batch_norm_momentum: float | None = None) -> keras.Model:
     """Builds a dilated backbone mapping images to `[low_level, high_level]` feature maps.
 
     Args:
@@ -125,6 +135,8 @@ def build_backbone(name: str, input_shape: tuple[int, int, int], output_stride: 
         output_stride: 8 or 16.
         width_multiplier: MobileNetV2's alpha.
         weights: a weights file of the application without its top, or None.
+        batch_norm_momentum: momentum of the moving statistics of every batch normalisation; None keeps
+            the application's own (MobileNetV2's 0.999 needs tens of thousands of steps to settle).
 
     Raises:
         ValueError: an unknown backbone or output stride.
@@ -137,6 +149,8 @@ def build_backbone(name: str, input_shape: tuple[int, int, int], output_stride: 
     application = spec.build(input_shape, width_multiplier)
     if output_stride < 32:
         application = dilate(application, output_stride)
+    if batch_norm_momentum is not None:
+        application = with_batch_norm_momentum(application, batch_norm_momentum)
     if weights:
         application.load_weights(weights)
     return keras.Model(application.inputs,

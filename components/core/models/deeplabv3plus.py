@@ -19,11 +19,12 @@ import tf_keras as keras
 from components.core.models.backbones import build_backbone
 
 
-def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rate: int = 1):
+def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rate: int = 1,
+                 batch_norm_momentum: float = 0.99):
     """A convolution (no bias), batch normalisation and ReLU."""
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
                             name=f"{name}_conv")(inputs)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -39,25 +40,26 @@ def effective_rate(rate: int, height: int, width: int) -> int:
     return min(rate, max(height, width))
 
 
-def atrous_spatial_pyramid_pooling(features, filters: int, rates: tuple[int, ...]):
+def atrous_spatial_pyramid_pooling(features, filters: int, rates: tuple[int, ...], batch_norm_momentum: float = 0.99):
     """ASPP over `features` (static spatial size): 1x1, one dilated 3x3 per rate, image pooling; projected."""
     height, width = features.shape[1], features.shape[2]
-    branches = [conv_bn_relu(features, filters, 1, "aspp_1x1")]
+    branches = [conv_bn_relu(features, filters, 1, "aspp_1x1", batch_norm_momentum=batch_norm_momentum)]
     branches += [conv_bn_relu(features, filters, 3, f"aspp_atrous{index}",
-                              dilation_rate=effective_rate(rate, height, width))
+                              dilation_rate=effective_rate(rate, height, width), batch_norm_momentum=batch_norm_momentum)
                  for index, rate in enumerate(rates, start=1)]
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="aspp_image_pool")(features)
-    pooled = conv_bn_relu(pooled, filters, 1, "aspp_image")
+    pooled = conv_bn_relu(pooled, filters, 1, "aspp_image", batch_norm_momentum=batch_norm_momentum)
     branches.append(keras.layers.UpSampling2D((height, width), interpolation="bilinear",
                                               name="aspp_image_upsample")(pooled))
     x = keras.layers.Concatenate(name="aspp_concat")(branches)
-    return conv_bn_relu(x, filters, 1, "aspp_projection")
+    return conv_bn_relu(x, filters, 1, "aspp_projection", batch_norm_momentum=batch_norm_momentum)
 
 
 def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, backbone: str = "mobilenetv2",
                         output_stride: int = 16, atrous_rates: tuple[int, ...] = (6, 12, 18),
                         aspp_filters: int = 256, low_level_filters: int = 48, decoder_filters: int = 256,
-                        width_multiplier: float = 1.0, backbone_weights: str | None = None) -> keras.Model:
+                        width_multiplier: float = 1.0, backbone_weights: str | None = None,
+                        batch_norm_momentum: float = 0.9) -> keras.Model:
     """Builds DeepLabv3+ mapping images to per-pixel class logits at the input resolution.
 
     Args:
@@ -71,6 +73,9 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
         decoder_filters: channels of the decoder's 3x3 convolutions.
         width_multiplier: MobileNetV2's alpha.
         backbone_weights: a local weights file of the backbone alone, or None (nothing is downloaded).
+        batch_norm_momentum: momentum of every batch normalisation's moving statistics, backbone
+            included (0.9: mmsegmentation's 0.1 in PyTorch's convention; the statistics inference
+            uses must settle within a short schedule).
 
     Returns:
         A `keras.Model` named "deeplabv3plus" with output shape (batch, height, width, num_classes).
@@ -81,15 +86,17 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
     height, width = input_shape[0], input_shape[1]
     if height % output_stride or width % output_stride:
         raise ValueError(f"DeepLabv3+ input {height}x{width} must be divisible by the output stride = {output_stride}")
-    features = build_backbone(backbone, input_shape, output_stride, width_multiplier, backbone_weights)
+    features = build_backbone(backbone, input_shape, output_stride, width_multiplier, backbone_weights,
+                              batch_norm_momentum)
     inputs = keras.Input(shape=input_shape, name="image")
     low_level, high_level = features(inputs)
-    x = atrous_spatial_pyramid_pooling(high_level, aspp_filters, atrous_rates)
+    x = atrous_spatial_pyramid_pooling(high_level, aspp_filters, atrous_rates, batch_norm_momentum)
     x = keras.layers.UpSampling2D(output_stride // 4, interpolation="bilinear", name="decoder_upsample")(x)
-    low_level = conv_bn_relu(low_level, low_level_filters, 1, "decoder_low_level")
+    low_level = conv_bn_relu(low_level, low_level_filters, 1, "decoder_low_level",
+                             batch_norm_momentum=batch_norm_momentum)
     x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
-    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine1")
-    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine2")
+    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine1", batch_norm_momentum=batch_norm_momentum)
+    x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine2", batch_norm_momentum=batch_norm_momentum)
     logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     logits = keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32", name="logits_upsample")(logits)
     return keras.Model(inputs, logits, name="deeplabv3plus")

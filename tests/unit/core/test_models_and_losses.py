@@ -8,7 +8,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.core.keras_metrics import SegmentationMeanIoU
-from components.core.losses import MaskedSparseCategoricalCrossentropy
+from components.core.losses import (LOSS_NAMES, CrossEntropyDiceLoss, MaskedSparseCategoricalCrossentropy, SoftDiceLoss,
+                                   boundary_pixels, build_loss)
 from components.core.config import ModelConfig
 from components.core.hyperparams import ConfigError
 from components.core.models.builder import build_model
@@ -84,3 +85,55 @@ def test_miou_broadcasts_one_weight_per_example():
     metric.update_state(labels, predictions, sample_weight=np.array([[1.0], [0.0]]))
     # Only the first example counts: IoU0 = 1/2, IoU1 = 0/1.
     assert float(metric.result()) == pytest.approx(0.25)
+
+
+def test_boundary_pixels_lie_within_the_width_of_a_label_change_void_included():
+    labels = np.array([[[0, 0, 0, 0, 1, 1, 1, 255]]])
+    np.testing.assert_array_equal(boundary_pixels(labels, 1).numpy(), [[[0, 0, 0, 1, 1, 0, 1, 1]]])
+
+
+def test_boundary_weighted_cross_entropy_weighs_edge_pixels_more():
+    labels = np.array([[[0, 0, 0, 0, 1, 1, 1, 255]]])
+    logits = np.random.default_rng(0).normal(size=(1, 1, 8, 2)).astype(np.float32)
+    per_pixel = -np.log(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True))
+    chosen = np.array([per_pixel[0, 0, index, label] for index, label in enumerate([0, 0, 0, 0, 1, 1, 1])])
+    weights = np.array([1, 1, 1, 4, 4, 1, 4])  # boundary_weight 4 within one pixel of a change
+    loss = MaskedSparseCategoricalCrossentropy(boundary_weight=4.0, boundary_width=1)(labels, logits)
+    assert float(loss) == pytest.approx((chosen * weights).sum() / weights.sum(), rel=1e-6)
+
+
+def test_soft_dice_is_zero_for_a_perfect_prediction_and_ignores_void_pixels():
+    labels = np.array([[[0, 1], [2, 255]]])
+    perfect = 50.0 * np.eye(3)[np.array([[[0, 1], [2, 0]]])]
+    assert float(SoftDiceLoss()(labels, perfect)) == pytest.approx(0.0, abs=1e-6)
+    # Whatever is predicted on the void pixel changes nothing.
+    other = perfect.copy()
+    other[0, 1, 1] = 50.0 * np.eye(3)[2]
+    assert float(SoftDiceLoss()(labels, other)) == pytest.approx(float(SoftDiceLoss()(labels, perfect)), abs=1e-7)
+
+
+def test_soft_dice_on_known_probabilities():
+    labels = np.array([[[0, 1]]])
+    probabilities = np.array([[[[0.75, 0.25], [0.5, 0.5]]]])
+    # class 0: 2*0.75 / (1.25 + 1); class 1: 2*0.5 / (0.75 + 1); eps 1 added to both.
+    dice = [(1.5 + 1) / (2.25 + 1), (1.0 + 1) / (1.75 + 1)]
+    assert float(SoftDiceLoss()(labels, np.log(probabilities))) == pytest.approx(1 - np.mean(dice), rel=1e-6)
+
+
+def test_cross_entropy_dice_is_their_weighted_sum():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=(2, 4, 4))
+    labels[0, 0, 0] = 255
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    expected = float(MaskedSparseCategoricalCrossentropy()(labels, logits)) + 0.5 * float(SoftDiceLoss()(labels, logits))
+    assert float(CrossEntropyDiceLoss(dice_weight=0.5)(labels, logits)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_every_configurable_loss_builds_and_the_config_knows_them_all():
+    from components.core.config import LOSSES
+
+    assert LOSSES == LOSS_NAMES
+    for name in LOSS_NAMES:
+        assert np.isfinite(float(build_loss(name)(np.zeros((1, 4, 4)), np.zeros((1, 4, 4, 2)))))
+    with pytest.raises(ValueError, match="unknown loss 'focal'"):
+        build_loss("focal")

@@ -37,11 +37,8 @@ def trained(tiny_artifacts, tmp_path_factory):
 
 
 def test_run_fn_trains_exactly_the_steps_tfx_gives_it(trained):
-    reader = tf.train.load_checkpoint(os.path.join(trained.serving_model_dir, "variables", "variables"))
-    iterations = [name for name in reader.get_variable_to_shape_map() if name.startswith("optimizer/_iterations")]
-    assert iterations and int(reader.get_tensor(iterations[0])) == 3
     history = json.loads(open(os.path.join(trained.model_run_dir, artifacts.HISTORY_FILE)).read())
-    assert len(history["loss"]) == 2
+    assert history["steps"] == [2.0, 3.0]
     assert {"loss", "miou", "val_loss", "val_miou", "learning_rate"} <= set(history)
     assert history["learning_rate"][1] < history["learning_rate"][0]  # cosine decay
     assert os.path.isdir(os.path.join(trained.model_run_dir, artifacts.TENSORBOARD_DIR))

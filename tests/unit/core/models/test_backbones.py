@@ -67,3 +67,10 @@ def test_unknown_backbone_and_stride_are_refused():
         build_backbone("vgg16", (64, 64, 3))
     with pytest.raises(ValueError, match="output stride must be 8, 16 or 32"):
         build_backbone("mobilenetv2", (64, 64, 3), 4)
+
+
+def test_batch_norm_momentum_is_set_everywhere_when_asked_and_kept_otherwise():
+    own = build_backbone("mobilenetv2", (32, 32, 3), 16, width_multiplier=0.35)
+    assert {layer.momentum for layer in own.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.999}
+    short = build_backbone("mobilenetv2", (32, 32, 3), 16, width_multiplier=0.35, batch_norm_momentum=0.9)
+    assert {layer.momentum for layer in short.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}

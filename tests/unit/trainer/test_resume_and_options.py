@@ -1,0 +1,102 @@
+"""Trainer options on real tiny artifacts: a Trainer killed mid-training resumes from its last checkpoint;
+mixed precision and XLA train and export; plateau and early-stopping settings are validated and wired."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import artifacts
+from components.core.config import PipelineConfig
+from components.core.hyperparams import ConfigError
+from components.core.label_maps import load_label_map
+from components.trainer.model_factory import build_compiled_model
+from components.trainer.run import run_fn, trainer_custom_config
+from tests.support.tiny_artifacts import IMAGE_SIZE, TinyArtifacts, trainer_fn_args
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+
+
+def _config(**training) -> PipelineConfig:
+    return PipelineConfig.from_dict({
+        "model": {"image_size": list(IMAGE_SIZE), "unet": {"base_filters": 2, "depth": 2}},
+        "training": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "eval_steps": 1, "seed": 0, **training}})
+
+
+_RUN_IN_CHILD = """
+import json, sys
+from pathlib import Path
+from components.trainer.run import run_fn
+from tests.support.tiny_artifacts import TinyArtifacts, trainer_fn_args
+arguments = json.loads(sys.argv[1])
+tiny = TinyArtifacts(**{name: Path(path) for name, path in arguments["artifacts"].items()})
+run_fn(trainer_fn_args(tiny, Path(arguments["work"]), arguments["custom_config"], arguments["train_steps"]))
+"""
+
+
+def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_artifacts, tmp_path):
+    # 40 steps in epochs of 2, a resumable checkpoint every 2 steps; the child is killed once one exists.
+    custom_config = trainer_custom_config(_config(checkpoint_every_steps=2), "pascal_voc")
+    arguments = {"artifacts": {name: str(getattr(tiny_artifacts, name)) for name in TinyArtifacts.__dataclass_fields__},
+                 "work": str(tmp_path), "custom_config": custom_config, "train_steps": 40}
+    child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, json.dumps(arguments)], cwd=REPOSITORY,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = tmp_path / "model_run" / artifacts.BACKUP_DIR
+    deadline = time.monotonic() + 240
+    while not list(backup.rglob("*.index")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert list(backup.rglob("*.index")), "the child ended before writing a resumable checkpoint"
+    assert not (tmp_path / "model" / "Format-Serving" / "saved_model.pb").exists()
+
+    run_fn(trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=40))
+    history = json.loads((tmp_path / "model_run" / artifacts.HISTORY_FILE).read_text())
+    # A fresh start would log all 20 epochs from step 2; the resumed run logs only those after the
+    # checkpoint, its first epoch ending past step 2, and it still stops at step 40.
+    assert 0 < len(history["loss"]) < 20
+    assert history["steps"][0] > 2 and history["steps"][-1] == 40
+    assert not list(backup.rglob("*.index"))  # deleted once training finished
+
+
+def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, tmp_path):
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(_config(mixed_precision=True),
+                                                                               "pascal_voc"), train_steps=2)
+    run_fn(fn_args)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # not left behind for the process
+    history = json.loads(open(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE)).read())
+    assert np.isfinite(history["loss"]).all()
+    model = tf.saved_model.load(fn_args.serving_model_dir)
+    files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
+    batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)))
+    assert model.signatures["serving_default"](examples=batch)["probabilities"].dtype == tf.float32
+
+
+def test_xla_compiled_training_steps_match_the_plain_ones():
+    label_map = load_label_map("pascal_voc")
+    images = np.random.default_rng(0).normal(size=(2, *IMAGE_SIZE, 3)).astype(np.float32)
+    masks = np.random.default_rng(1).integers(0, 21, size=(2, *IMAGE_SIZE))
+    losses = []
+    for jit_compile in (False, True):
+        tf.keras.utils.set_random_seed(0)
+        model = build_compiled_model(_config(jit_compile=jit_compile), label_map, total_steps=2, global_batch_size=2)
+        losses.append([model.train_on_batch(images, masks)[0] for _ in range(2)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
+
+
+def test_reduce_on_plateau_needs_a_constant_schedule_and_gets_a_settable_rate():
+    with pytest.raises(ConfigError, match="'training.reduce_on_plateau_patience' needs training.schedule.name 'constant'"):
+        PipelineConfig.from_dict({"training": {"reduce_on_plateau_patience": 2}})
+    config = _config(reduce_on_plateau_patience=2, schedule={"name": "constant"})
+    model = build_compiled_model(config, load_label_map("pascal_voc"), total_steps=2, global_batch_size=2)
+    model.optimizer.learning_rate = 1e-4  # what ReduceLROnPlateau does
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
