@@ -89,10 +89,16 @@ class UNetConfig(Config):
     Attributes:
         base_filters: filters of the first stage, doubled at each level.
         depth: number of down-sampling stages; the input size must be divisible by 2**depth.
+        separable: depthwise-separable 3x3 convolutions instead of full ones.
+        skip_attention: squeeze-and-excitation attention on the skip connections.
+        dilated_bottom: dilation rate 2 in the bottleneck block.
     """
 
     base_filters: int = 16
     depth: int = 3
+    separable: bool = False
+    skip_attention: bool = False
+    dilated_bottom: bool = False
 
     def validate(self) -> None:
         require(self.base_filters >= 1, "base_filters", "must be positive")

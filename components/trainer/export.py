@@ -47,8 +47,10 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
         parsed = tf.io.parse_example(examples, serving_feature_spec)
         return {features.SIZE_BUCKET: model.tft_layer(parsed)[features.SIZE_BUCKET]}
 
+    # The tf.functions themselves (with input signatures), not their concrete functions: a concrete function
+    # that captured distributed variables cannot be saved under MultiWorkerMirroredStrategy.
     model.save(export_dir, save_format="tf", signatures={
-        "serving_default": serve_examples.get_concrete_function(),
-        "transform_features": transform_features.get_concrete_function(),
-        "slice_features": slice_features.get_concrete_function(),
+        "serving_default": serve_examples,
+        "transform_features": transform_features,
+        "slice_features": slice_features,
     })

@@ -3,7 +3,8 @@
 - `TF_CONFIG` naming more than one task in its cluster (workers, chief): `MultiWorkerMirroredStrategy`
   (collective all-reduce over every worker's devices). It must be created before any other TensorFlow
   op of the process.
-- Otherwise `MirroredStrategy` over the local GPUs, or the CPU.
+- Otherwise `MirroredStrategy` over the local GPUs; without GPUs, over the CPU's logical devices (one
+  unless the process split the CPU into several, as the two-replica test does).
 
 The global batch is split evenly across replicas. Every worker takes part in saving the model (the
 save is a collective op); only the chief's copy lands in the serving folder, the others write to a
@@ -40,7 +41,9 @@ def make_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when `TF_CONFIG` names several workers, else MirroredStrategy."""
     if is_multi_worker():
         return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.MirroredStrategy()
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy([device.name for device in tf.config.list_logical_devices("CPU")])
 
 
 def is_chief() -> bool:

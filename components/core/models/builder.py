@@ -23,8 +23,10 @@ def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
     """
     height, width = config.image_size
     if config.architecture == "unet":
-        model = build_unet((height, width, 3), num_classes, base_filters=config.unet.base_filters,
-                           depth=config.unet.depth)
+        unet = config.unet
+        model = build_unet((height, width, 3), num_classes, base_filters=unet.base_filters, depth=unet.depth,
+                           separable=unet.separable, skip_attention=unet.skip_attention,
+                           dilated_bottom=unet.dilated_bottom)
     elif config.architecture == "deeplabv3plus":
         deeplab = config.deeplabv3plus
         backbone = deeplab.backbone

@@ -137,3 +137,26 @@ def test_every_configurable_loss_builds_and_the_config_knows_them_all():
         assert np.isfinite(float(build_loss(name)(np.zeros((1, 4, 4)), np.zeros((1, 4, 4, 2)))))
     with pytest.raises(ValueError, match="unknown loss 'focal'"):
         build_loss("focal")
+
+
+def test_unet_options_change_the_blocks_they_name():
+    plain = build_unet((32, 32, 3), num_classes=3, base_filters=8, depth=2)
+    options = build_unet((32, 32, 3), num_classes=3, base_filters=8, depth=2, separable=True, skip_attention=True,
+                         dilated_bottom=True)
+    names = {layer.name for layer in options.layers}
+    assert {"down1_sepconv1", "up0_sepconv2", "bridge_sepconv1"} <= names and "down0_conv1" in names
+    assert {"skip0_se_scale", "skip1_se_scale"} <= names
+    assert options.get_layer("bridge_sepconv1").dilation_rate == (2, 2)
+    assert options.count_params() < plain.count_params()  # separable blocks hold fewer weights
+    assert options(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 32, 32, 3)
+
+
+def test_squeeze_excitation_gates_channels_between_zero_and_one():
+    from components.core.models.unet import squeeze_excitation
+
+    inputs = keras.Input((4, 4, 8))
+    model = keras.Model(inputs, squeeze_excitation(inputs, "se"))
+    features = np.abs(np.random.default_rng(0).normal(size=(2, 4, 4, 8))).astype(np.float32) + 0.1
+    ratio = model(features).numpy() / features
+    assert np.all((ratio > 0) & (ratio < 1))
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1, :1, :], ratio.shape), rtol=1e-5)  # one gate per channel

@@ -44,10 +44,10 @@ run_fn(trainer_fn_args(tiny, Path(arguments["work"]), arguments["custom_config"]
 
 
 def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_artifacts, tmp_path):
-    # 40 steps in epochs of 2, a resumable checkpoint every 2 steps; the child is killed once one exists.
+    # 24 steps in epochs of 2, a resumable checkpoint every 2 steps; the child is killed once one exists.
     custom_config = trainer_custom_config(_config(checkpoint_every_steps=2), "pascal_voc")
     arguments = {"artifacts": {name: str(getattr(tiny_artifacts, name)) for name in TinyArtifacts.__dataclass_fields__},
-                 "work": str(tmp_path), "custom_config": custom_config, "train_steps": 40}
+                 "work": str(tmp_path), "custom_config": custom_config, "train_steps": 24}
     child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, json.dumps(arguments)], cwd=REPOSITORY,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     backup = tmp_path / "model_run" / artifacts.BACKUP_DIR
@@ -59,12 +59,12 @@ def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_art
     assert list(backup.rglob("*.index")), "the child ended before writing a resumable checkpoint"
     assert not (tmp_path / "model" / "Format-Serving" / "saved_model.pb").exists()
 
-    run_fn(trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=40))
+    run_fn(trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=24))
     history = json.loads((tmp_path / "model_run" / artifacts.HISTORY_FILE).read_text())
-    # A fresh start would log all 20 epochs from step 2; the resumed run logs only those after the
-    # checkpoint, its first epoch ending past step 2, and it still stops at step 40.
-    assert 0 < len(history["loss"]) < 20
-    assert history["steps"][0] > 2 and history["steps"][-1] == 40
+    # A fresh start would log all 12 epochs, the first ending at step 2; the resumed run logs only those
+    # after the checkpoint, its first ending past step 2, and it still stops at step 24.
+    assert 0 < len(history["loss"]) < 12
+    assert history["steps"][0] > 2 and history["steps"][-1] == 24
     assert not list(backup.rglob("*.index"))  # deleted once training finished
 
 
