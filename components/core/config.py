@@ -92,6 +92,8 @@ class UNetConfig(Config):
         separable: depthwise-separable 3x3 convolutions instead of full ones.
         skip_attention: squeeze-and-excitation attention on the skip connections.
         dilated_bottom: dilation rate 2 in the bottleneck block.
+        batch_norm_momentum: momentum of the batch normalisations' moving statistics (Keras' 0.99 by
+            default; 0.9 settles within a few dozen steps).
     """
 
     base_filters: int = 16
@@ -99,8 +101,10 @@ class UNetConfig(Config):
     separable: bool = False
     skip_attention: bool = False
     dilated_bottom: bool = False
+    batch_norm_momentum: float = 0.99
 
     def validate(self) -> None:
+        require(0.0 < self.batch_norm_momentum < 1.0, "batch_norm_momentum", "must be in (0, 1)")
         require(self.base_filters >= 1, "base_filters", "must be positive")
         require(1 <= self.depth <= 6, "depth", "must be between 1 and 6")
 

@@ -26,7 +26,7 @@ def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
         unet = config.unet
         model = build_unet((height, width, 3), num_classes, base_filters=unet.base_filters, depth=unet.depth,
                            separable=unet.separable, skip_attention=unet.skip_attention,
-                           dilated_bottom=unet.dilated_bottom)
+                           dilated_bottom=unet.dilated_bottom, batch_norm_momentum=unet.batch_norm_momentum)
     elif config.architecture == "deeplabv3plus":
         deeplab = config.deeplabv3plus
         backbone = deeplab.backbone

@@ -23,7 +23,8 @@ SE_RATIO = 4
 """Channel reduction of the squeeze-and-excitation bottleneck."""
 
 
-def conv_block(inputs, filters: int, name: str, separable: bool = False, dilation_rate: int = 1):
+def conv_block(inputs, filters: int, name: str, separable: bool = False, dilation_rate: int = 1,
+               batch_norm_momentum: float = 0.99):
     """Two 3x3 convolutions (full or depthwise-separable), each followed by batch normalisation and ReLU."""
     x = inputs
     for index in (1, 2):
@@ -33,7 +34,7 @@ def conv_block(inputs, filters: int, name: str, separable: bool = False, dilatio
         else:
             x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation_rate, use_bias=False,
                                     name=f"{name}_conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{index}")(x)
         x = keras.layers.ReLU(name=f"{name}_relu{index}")(x)
     return x
 
@@ -48,7 +49,8 @@ def squeeze_excitation(inputs, name: str, ratio: int = SE_RATIO):
 
 
 def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters: int = 16, depth: int = 3,
-               separable: bool = False, skip_attention: bool = False, dilated_bottom: bool = False) -> keras.Model:
+               separable: bool = False, skip_attention: bool = False, dilated_bottom: bool = False,
+               batch_norm_momentum: float = 0.99) -> keras.Model:
     """Builds a U-Net mapping images to per-pixel class logits.
 
     Args:
@@ -59,6 +61,7 @@ def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters
         separable: depthwise-separable convolutions in every block.
         skip_attention: squeeze-and-excitation on every skip connection.
         dilated_bottom: dilation rate 2 in the bottleneck block.
+        batch_norm_momentum: momentum of every batch normalisation's moving statistics.
 
     Returns:
         A `keras.Model` named "unet" with output shape (batch, height, width, num_classes).
@@ -74,15 +77,17 @@ def build_unet(input_shape: tuple[int, int, int], num_classes: int, base_filters
     x = inputs
     for level in range(depth):
         # The first block sees the 3 image channels: a separable convolution gains nothing there.
-        x = conv_block(x, base_filters * 2 ** level, name=f"down{level}", separable=separable and level > 0)
+        x = conv_block(x, base_filters * 2 ** level, name=f"down{level}", separable=separable and level > 0,
+                       batch_norm_momentum=batch_norm_momentum)
         skips.append(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
     x = conv_block(x, base_filters * 2 ** depth, name="bridge", separable=separable,
-                   dilation_rate=2 if dilated_bottom else 1)
+                   dilation_rate=2 if dilated_bottom else 1, batch_norm_momentum=batch_norm_momentum)
     for level in reversed(range(depth)):
         x = keras.layers.Conv2DTranspose(base_filters * 2 ** level, 2, strides=2, name=f"up{level}_transpose")(x)
         skip = squeeze_excitation(skips[level], name=f"skip{level}_se") if skip_attention else skips[level]
         x = keras.layers.Concatenate(name=f"up{level}_concat")([x, skip])
-        x = conv_block(x, base_filters * 2 ** level, name=f"up{level}", separable=separable)
+        x = conv_block(x, base_filters * 2 ** level, name=f"up{level}", separable=separable,
+                       batch_norm_momentum=batch_norm_momentum)
     logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name="unet")
