@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,16 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_ships_schemas_label_maps_and_configs_and_loads_them_outside_the_checkout(tmp_path):
+    # Built from a copy of the sources, so that setuptools' build/ folder is not left in the checkout
+    # (nor a stale one from an earlier build read into this wheel).
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPOSITORY / name, source / name)
+    for package in ("components", "pipeline", "schemas"):
+        shutil.copytree(REPOSITORY / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(tmp_path / "wheel"), str(REPOSITORY)], check=True, cwd=tmp_path)
+                    "--wheel-dir", str(tmp_path / "wheel"), str(source)], check=True, cwd=tmp_path)
     (wheel,) = (tmp_path / "wheel").glob("segpipe-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {"schemas/__init__.py", "schemas/raw_schema.pbtxt", "schemas/label_maps/pascal_voc.json",
