@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"segpipe: configuration error: {error}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
         if args.verbose:
             raise
         print(f"segpipe: {error}", file=sys.stderr)

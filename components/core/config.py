@@ -1,4 +1,4 @@
-"""The experiment's typed configuration: one frozen dataclass per section, validated on construction.
+"""The experiment's typed configuration: one frozen dataclass per section, validated when built from a dict.
 
     PipelineConfig
       data        DataConfig          dataset layout, folder, splits, synthetic data
@@ -9,8 +9,9 @@
       training    TrainingConfig      steps, batch, and its sub-sections:
         optimizer     OptimizerConfig       "adam" | "sgd", learning rate, momentum, weight decay
         schedule      ScheduleConfig        "cosine" | "poly" | "constant", warm-up
-        loss          LossConfig            "cross_entropy"
+        loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice"
         augmentation  AugmentationConfig    random horizontal flip
+        (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
       evaluation  EvaluationConfig    blessing thresholds
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
 
@@ -120,8 +121,11 @@ class BackboneConfig(Config):
 
     Attributes:
         name: "mobilenetv2" or "resnet50" (tf-keras applications, dilated to the output stride).
-        weights: a local weights file of the backbone alone (e.g. ImageNet weights a user downloaded,
-            `include_top=False`); None trains from scratch. Nothing is downloaded at run time.
+        weights: a local weights file of the backbone alone (`include_top=False`); None trains from
+            scratch. Nothing is downloaded at run time. The pipeline standardises images with the
+            dataset's per-channel mean and deviation, not with a pretrained backbone's own input
+            scaling (MobileNetV2's [-1, 1], ResNet50's caffe means): weights trained on another scaling
+            start from a shifted input distribution and need fine-tuning to recover.
         width_multiplier: MobileNetV2's `alpha` (1.0 = the standard width).
     """
 
@@ -401,8 +405,7 @@ class RuntimeConfig(Config):
     mlflow_registered_model: str = ""
 
     def validate(self) -> None:
-        require(self.beam_mode in BEAM_MODES, "beam_mode",
-                "must be 'multi_processing', 'multi_threading' or 'in_memory'")
+        require(self.beam_mode in BEAM_MODES, "beam_mode", _one_of(BEAM_MODES))
         require(self.beam_workers >= 0, "beam_workers", "must be 0 (one per core) or more")
         require(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", self.pipeline_name) is not None,
                 "pipeline_name", "must be lower-case letters, digits and '-' (as Kubeflow requires)")

@@ -13,7 +13,8 @@ scripts. With V the pixels of the batch whose label y_p is a class, p_p = softma
 - `CrossEntropyDiceLoss`: cross-entropy + `dice_weight` * soft Dice.
 
 Each returns one value per image whose batch mean (Keras' SUM_OVER_BATCH_SIZE reduction) is the loss
-above, so it works in `model.compile` and under a distribution strategy.
+above, so it works in `model.compile`. Under a distribution strategy each replica computes it on its own
+part of the batch, and the replicas' losses are averaged.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It wires the Trainer's parts together: the input pipeline (`data`), the model, optimizer and loss
 (`model_factory`), the strategy (`strategy`) and the serving export (`export`). It trains exactly the
-number of steps TFX gives it (`fn_args.train_steps`, a pipeline setting or a Kubeflow runtime parameter),
+number of steps TFX gives it (`fn_args.train_steps`, from the Trainer's `TrainArgs`),
 validating every `training.steps_per_epoch` steps on `fn_args.eval_steps` batches, and writes into the
 model-run folder: `checkpoints/best.weights` (best validation mIoU), `backup/` (resume after a stop),
 `logs/` (TensorBoard) and `history.json` (per-epoch curves, with the learning rate and the steps so far;
@@ -54,7 +54,7 @@ class StopAtStep(keras.callbacks.Callback):
 
 class ProgressLogger(keras.callbacks.Callback):
     """Adds to each epoch's logs (hence to the history and TensorBoard) the optimizer steps taken so far
-    (`steps`) and the learning rate of the epoch's last step (`learning_rate`)."""
+    (`steps`) and the learning rate at the epoch's end (`learning_rate`)."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

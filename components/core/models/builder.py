@@ -61,8 +61,9 @@ def load_checkpoint(model: keras.Model, path: str, key: str) -> None:
     if not (tf.io.gfile.exists(path) or tf.io.gfile.exists(path + ".index")):
         raise ConfigError(f"'{key}' {path}: no such weights file")
     try:
-        model.load_weights(path).assert_existing_objects_matched() if not path.endswith(".h5") \
-            else model.load_weights(path)
-    except (ValueError, AssertionError, tf.errors.OpError) as error:
+        status = model.load_weights(path)
+        if hasattr(status, "assert_existing_objects_matched"):  # TF checkpoints; .h5/.keras return none
+            status.assert_existing_objects_matched()
+    except (ValueError, AssertionError, KeyError, OSError, tf.errors.OpError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"'{key}' {path}: the weights do not fit the {model.name} model ({first_line})") from None

@@ -31,3 +31,10 @@ def test_bad_arguments_are_refused():
         WarmupSchedule("step", 0.1, 10)
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
         WarmupSchedule("poly", 0.1, 10, warmup_steps=10)
+
+
+def test_the_config_knows_every_schedule():
+    from components.core.config import SCHEDULES
+    from components.core.schedules import SCHEDULE_NAMES
+
+    assert SCHEDULES == SCHEDULE_NAMES

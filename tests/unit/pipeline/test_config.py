@@ -114,3 +114,8 @@ def test_an_empty_or_binary_configuration_file_is_an_error_naming_the_file(tmp_p
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     with pytest.raises(ConfigError, match=f"{binary}: not a text file"):
         load_config(binary)
+
+
+def test_a_float_written_without_a_dot_is_a_number():
+    config = load_config(DEFAULT_CONFIG, ["training.optimizer.learning_rate=1e-4"])
+    assert config.training.optimizer.learning_rate == 1e-4
