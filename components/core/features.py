@@ -23,6 +23,11 @@ LABEL_FEATURES = (MASK_ENCODED, MASK_FORMAT, CLASSES_PRESENT)
 IMAGE = "image"
 MASK = "mask"
 SIZE_BUCKET = "size_bucket"  # for evaluation slices: the image's longer side, bucketed
+# Constants of the transform graph, repeated for every example ([3] or [num_classes] floats each), so that
+# the Trainer reads what the analyzers computed instead of computing it again:
+NORMALIZATION_MEAN = "normalization_mean"  # image = (pixels - NORMALIZATION_MEAN) / NORMALIZATION_STD
+NORMALIZATION_STD = "normalization_std"
+PIXEL_MEAN = "pixel_mean"  # the training split's mean pixel (RGB, 0-255): what image padding is filled with
 
 # Serving outputs.
 PROBABILITIES = "probabilities"

@@ -40,7 +40,11 @@ def preprocessing_fn(inputs, custom_config):
     channel_std = tf.sqrt(tft.var(pixels, reduce_instance_dims=False))
     standardised = (images - channel_mean) / tf.maximum(channel_std, 1e-3)
     bucket = preprocessing.size_bucket(_dense(inputs[features.IMAGE_HEIGHT]), _dense(inputs[features.IMAGE_WIDTH]))
-    return {features.IMAGE: standardised, features.MASK: masks, features.SIZE_BUCKET: bucket}
+    batch = tf.shape(images)[0]
+    return {features.IMAGE: standardised, features.MASK: masks, features.SIZE_BUCKET: bucket,
+            features.NORMALIZATION_MEAN: tf.broadcast_to(channel_mean, [batch, 3]),
+            features.NORMALIZATION_STD: tf.broadcast_to(tf.maximum(channel_std, 1e-3), [batch, 3]),
+            features.PIXEL_MEAN: tf.broadcast_to(channel_mean, [batch, 3])}
 
 
 def _dense(values):
