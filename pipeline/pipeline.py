@@ -25,6 +25,7 @@ from components.example_gen.component import SegmentationExampleGen
 from components.tracking.component import MlflowTracker
 from components.core.config import PipelineConfig
 from components.trainer.run import trainer_custom_config
+from components.transform.preprocessing import transform_custom_config
 
 TRACKER_ID = "MlflowTracker"
 """Component id of the MLflow tracker, the pipeline's last step."""
@@ -81,7 +82,7 @@ def create_pipeline(
         preprocessing_fn="components.transform.preprocessing.preprocessing_fn",
         splits_config=transform_pb2.SplitsConfig(analyze=[train_split]),
         materialize=False,
-        custom_config={"image_size": list(config.model.image_size)})
+        custom_config=transform_custom_config(config, label_map.num_classes))
     trainer = tfx.components.Trainer(
         run_fn="components.trainer.run.run_fn",
         examples=example_gen.outputs["examples"],

@@ -6,10 +6,12 @@
         unet          UNetConfig            depth and filters of the U-Net
         deeplabv3plus DeepLabV3PlusConfig   output stride, ASPP and decoder widths
           backbone      BackboneConfig        "mobilenetv2" | "resnet50", its own weights file
+      preprocessing PreprocessingConfig tf.Transform: aspect-keeping resize or stretch, normalisation
       training    TrainingConfig      steps, batch, and its sub-sections:
         optimizer     OptimizerConfig       "adam" | "sgd", learning rate, momentum, weight decay
         schedule      ScheduleConfig        "cosine" | "poly" | "constant", warm-up
-        loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice"
+        loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice",
+                                            class weights "none" | "inverse_frequency" | "median_frequency"
         augmentation  AugmentationConfig    random horizontal flip
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
       evaluation  EvaluationConfig    blessing thresholds
@@ -30,7 +32,7 @@ from typing import Any
 from components.core.datasets import FORMATS as DATASET_FORMATS
 from components.core.hyperparams import Config, ConfigError, require
 
-__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
+__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
            "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
@@ -40,6 +42,9 @@ OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "poly", "constant")
 LOSSES = ("cross_entropy", "boundary_cross_entropy", "dice", "cross_entropy_dice")  # = losses.LOSS_NAMES
+CLASS_WEIGHTINGS = ("none", "inverse_frequency", "median_frequency")  # = preprocessing.CLASS_WEIGHTINGS + none
+RESIZE_MODES = ("fit", "stretch")  # = preprocessing.RESIZE_MODES
+NORMALIZATIONS = ("dataset", "imagenet", "minus_one_to_one", "none")  # = preprocessing.NORMALIZATIONS
 BEAM_MODES = ("multi_processing", "multi_threading", "in_memory")
 
 
@@ -274,15 +279,24 @@ class LossConfig(Config):
         dice_weight: weight of the Dice term in "cross_entropy_dice".
         boundary_weight: weight of pixels within `boundary_width` of a label change ("boundary_cross_entropy").
         boundary_width: that distance, in pixels.
+        class_weights: weights of the cross-entropy's classes (in every loss with a cross-entropy term):
+            "none"; "inverse_frequency" (w_c = N / (K n_c)) or "median_frequency" (Eigen & Fergus 2015:
+            w_c = median(f) / f_c, f_c = n_c / pixels of the images where c appears), from the class pixel
+            counts n_c that tf.Transform's analyzers compute over the training split (K classes present,
+            N pixels in all; a class absent from the training split weighs 0).
     """
 
     name: str = "cross_entropy"
     dice_weight: float = 1.0
     boundary_weight: float = 5.0
     boundary_width: int = 3
+    class_weights: str = "none"
 
     def validate(self) -> None:
         require(self.name in LOSSES, "name", _one_of(LOSSES))
+        require(self.class_weights in CLASS_WEIGHTINGS, "class_weights", _one_of(CLASS_WEIGHTINGS))
+        require(self.class_weights == "none" or self.name != "dice", "class_weights",
+                "weights the cross-entropy: the 'dice' loss has none (use 'cross_entropy_dice')")
         require(self.dice_weight >= 0, "dice_weight", "must be non-negative")
         require(self.boundary_weight >= 1, "boundary_weight", "must be at least 1")
         require(self.boundary_width >= 1, "boundary_width", "must be at least 1")
@@ -421,6 +435,30 @@ class RuntimeConfig(Config):
         return self.mlflow_registered_model or self.pipeline_name
 
 
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig(Config):
+    """tf.Transform's preprocessing (embedded in the exported model): image and mask to `model.image_size`.
+
+    Attributes:
+        resize: "fit" keeps the aspect ratio: the image is scaled so that its longer side (relative to
+            the model's input) fits, bilinear for the image and nearest for the mask, and the rest of
+            the input is padded, with the training split's mean pixel in the image and the ignore label
+            (255) in the mask, at the bottom and right; "stretch" resizes both to the input size,
+            aspect ratio lost.
+        normalization: "dataset": per-channel mean and standard deviation of the training split's
+            pixels (tf.Transform analyzers, padding excluded); "imagenet": ImageNet's constants (mean
+            123.675, 116.28, 103.53, std 58.395, 57.12, 57.375, for backbones trained on them);
+            "minus_one_to_one": (x - 127.5) / 127.5 (MobileNet's and Xception's); "none": pixels 0-255.
+    """
+
+    resize: str = "fit"
+    normalization: str = "dataset"
+
+    def validate(self) -> None:
+        require(self.resize in RESIZE_MODES, "resize", _one_of(RESIZE_MODES))
+        require(self.normalization in NORMALIZATIONS, "normalization", _one_of(NORMALIZATIONS))
+
+
 TRAINER_SECTIONS = ("model", "training")
 """The sections training depends on: the Trainer's `custom_config` (hence TFX's cache key) holds only these."""
 
@@ -431,6 +469,7 @@ class PipelineConfig(Config):
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    preprocessing: PreprocessingConfig = dataclasses.field(default_factory=PreprocessingConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)

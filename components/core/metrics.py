@@ -355,3 +355,20 @@ def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.minimum(positions.astype(np.intp), in_length - 1)
 
     return mask[np.ix_(source_indices(height, mask.shape[0]), source_indices(width, mask.shape[1]))]
+
+
+def prediction_at_image_size(prediction: np.ndarray, content_size, size: tuple[int, int]) -> np.ndarray:
+    """Maps a prediction made on the model's input back onto the image: crops it to the rows and columns
+    the image covered (`content_size`, the transform's "fit" resize pads the rest) and resizes it to
+    `size` with `resize_nearest`.
+
+    Args:
+        prediction: 2-D class ids at the model's input size.
+        content_size: (rows, cols) of `prediction` that show the image; None for all of it.
+        size: the image's (height, width), e.g. ``gt.shape``.
+    """
+    prediction = np.asarray(prediction)
+    if content_size is not None:
+        rows, cols = (int(value) for value in np.asarray(content_size).reshape(-1)[:2])
+        prediction = prediction[:rows, :cols]
+    return resize_nearest(prediction, size)

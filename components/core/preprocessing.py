@@ -1,14 +1,45 @@
-"""TensorFlow ops that turn encoded images and masks into model inputs and targets.
+"""TensorFlow ops that turn encoded images and masks into model inputs and targets, and the formulas of
+the dataset statistics computed over them.
 
 Used inside tf.Transform's `preprocessing_fn` (so that they are embedded in the exported model) and
 directly by tests. Images keep their colours and are resized bilinearly; masks are class-index PNGs
 resized with nearest neighbour, so that no interpolated, non-existent class id ever appears and the
 ignore label (255) stays 255.
+
+Resizing ("fit" or "stretch") maps an image to the model's input size (h, w):
+- "fit" keeps the aspect ratio: an H x W image is scaled by s = min(h / H, w / W) to
+  round(H s) x round(W s) (at least 1 pixel a side) and placed at the top left; the rest of the input is
+  padding (the image's fill pixel, the ignore label in the mask). `content_size` is the scaled size, so
+  a prediction maps back to the image by cropping it to `content_size` and resizing to H x W;
+- "stretch" resizes to h x w (aspect ratio lost); `content_size` is (h, w).
+
+Class weights from class pixel counts n_c (ignore label excluded) over a split, with K the classes
+present (n_c > 0) and N = sum_c n_c:
+- "inverse_frequency": w_c = N / (K n_c);
+- "median_frequency" (Eigen & Fergus 2015): f_c = n_c / P_c, with P_c the pixels (ignore excluded) of
+  the images in which c appears, and w_c = median_{present c}(f) / f_c.
+A class that never appears weighs 0 (it has no pixel to weigh).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from components.core.label_maps import IGNORE_LABEL
+
+RESIZE_MODES = ("fit", "stretch")
+CLASS_WEIGHTINGS = ("inverse_frequency", "median_frequency")
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+FIXED_NORMALIZATIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "minus_one_to_one": ((127.5,) * 3, (127.5,) * 3),
+    "none": ((0.0,) * 3, (1.0,) * 3),
+}
+"""Normalisations with fixed (mean, std) per channel, in pixel units: image = (pixels - mean) / std."""
+DATASET_NORMALIZATION = "dataset"
+NORMALIZATIONS = (DATASET_NORMALIZATION, *FIXED_NORMALIZATIONS)
 
 
 def to_scalar_strings(values) -> tf.Tensor:
@@ -20,25 +51,109 @@ def to_scalar_strings(values) -> tf.Tensor:
     return tf.reshape(values, [-1])
 
 
-def decode_and_resize_image(encoded: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """Decodes one JPEG/PNG image to float32 RGB in [0, 255], resized bilinearly to `size` (h, w)."""
+def content_size(height: tf.Tensor, width: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
+    """The (rows, cols) of the model input an H x W image covers after resizing (module docstring): int32 [2]."""
+    target = tf.constant(size, tf.float64)
+    if mode == "stretch":
+        return tf.constant(size, tf.int32)
+    if mode != "fit":
+        raise ValueError(f"unknown resize mode {mode!r}: must be one of {RESIZE_MODES}")
+    original = tf.cast(tf.stack([height, width]), tf.float64)
+    scale = tf.reduce_min(target / original)
+    scaled = tf.cast(tf.round(original * scale), tf.int32)
+    return tf.clip_by_value(scaled, 1, tf.constant(size, tf.int32))
+
+
+def decode_and_resize_image(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decodes one JPEG/PNG image to float32 RGB in [0, 255] and resizes it bilinearly to `size` (h, w) by
+    `mode`; returns the image [h, w, 3] (zeros where padded) and the rows and columns it covers (int32 [2])."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
-    return tf.ensure_shape(image, [size[0], size[1], 3])
+    shape = tf.shape(image)
+    content = content_size(shape[0], shape[1], size, mode)
+    image = tf.image.resize(tf.cast(image, tf.float32), content, method="bilinear")
+    image = tf.image.pad_to_bounding_box(image, 0, 0, size[0], size[1])
+    return tf.ensure_shape(image, [size[0], size[1], 3]), content
 
 
-def decode_and_resize_mask(encoded: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """Decodes one single-channel class-index PNG to int64 ids, resized with nearest neighbour."""
-    mask = tf.io.decode_png(encoded, channels=1)
-    mask = tf.image.resize(mask, size, method="nearest")
-    return tf.ensure_shape(tf.cast(mask[..., 0], tf.int64), [size[0], size[1]])
+def decode_and_resize_mask(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
+    """Decodes one class-index PNG and resizes it with nearest neighbour to `size` (h, w) by `mode`, as
+    `decode_and_resize_image` does its image (same size, same content); int64 [h, w], padding = ignore label.
+
+    Masks are resized on their own, not with their image, so that the image's path through the transform
+    graph needs no mask. A serving request has none: tf.Transform then feeds an empty string, and the mask
+    is all ignore label (TensorFlow still runs this path when the request asks for any of the analyzers'
+    constants)."""
+
+    def decoded():
+        mask = tf.io.decode_png(encoded, channels=1)
+        shape = tf.shape(mask)
+        content = content_size(shape[0], shape[1], size, mode)
+        mask = tf.cast(tf.image.resize(mask, content, method="nearest"), tf.int64)
+        # pad_to_bounding_box pads with zeros: shift the mask so that its padding becomes the ignore label.
+        return tf.image.pad_to_bounding_box(mask - IGNORE_LABEL, 0, 0, size[0], size[1])[..., 0] + IGNORE_LABEL
+
+    mask = tf.cond(tf.strings.length(encoded) > 0, decoded,
+                   lambda: tf.fill([size[0], size[1]], tf.constant(IGNORE_LABEL, tf.int64)))
+    return tf.ensure_shape(mask, [size[0], size[1]])
 
 
-def decode_batch(encoded: tf.Tensor, decode_fn, size: tuple[int, int], dtype: tf.DType, channels: int | None):
-    """Applies a per-example decode function to a [B] batch of encoded strings."""
-    shape = [size[0], size[1]] + ([channels] if channels else [])
-    return tf.map_fn(lambda value: decode_fn(value, size), encoded,
-                     fn_output_signature=tf.TensorSpec(shape, dtype))
+def decode_and_resize_images(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """`decode_and_resize_image` over a [B] batch: images [B, h, w, 3] and contents [B, 2]."""
+    return tf.map_fn(lambda value: decode_and_resize_image(value, size, mode), encoded,
+                     fn_output_signature=(tf.TensorSpec([size[0], size[1], 3], tf.float32),
+                                          tf.TensorSpec([2], tf.int32)))
+
+
+def decode_and_resize_masks(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
+    """`decode_and_resize_mask` over a [B] batch: masks [B, h, w]."""
+    return tf.map_fn(lambda value: decode_and_resize_mask(value, size, mode), encoded,
+                     fn_output_signature=tf.TensorSpec([size[0], size[1]], tf.int64))
+
+
+def content_masks(contents: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """bool [B, h, w]: True on the pixels each image covers (contents: [B, 2] rows and columns)."""
+    rows = tf.range(size[0])[None, :, None] < contents[:, 0, None, None]
+    cols = tf.range(size[1])[None, None, :] < contents[:, 1, None, None]
+    return tf.logical_and(rows, cols)
+
+
+def class_pixel_counts(masks: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """int64 [B, num_classes]: pixels of each class per mask (ids >= num_classes, the ignore label among
+    them, are not counted)."""
+    flat = tf.cast(tf.reshape(masks, [tf.shape(masks)[0], -1]), tf.int32)
+    return tf.math.bincount(flat, minlength=num_classes, maxlength=num_classes, axis=-1, dtype=tf.int64)
+
+
+def class_weights(counts: tf.Tensor, presence_pixels: tf.Tensor, weighting: str) -> tf.Tensor:
+    """float32 [C] class weights from split-wide class pixel counts (module docstring's formulas).
+
+    Args:
+        counts: [C] pixels of each class over the split.
+        presence_pixels: [C] pixels (ignore excluded) of the images in which each class appears.
+        weighting: one of `CLASS_WEIGHTINGS`.
+    """
+    counts = tf.cast(counts, tf.float64)
+    present = counts > 0
+    safe_counts = tf.where(present, counts, 1.0)
+    if weighting == "inverse_frequency":
+        classes_present = tf.reduce_sum(tf.cast(present, tf.float64))
+        weights = tf.reduce_sum(counts) / (tf.maximum(classes_present, 1.0) * safe_counts)
+    elif weighting == "median_frequency":
+        frequency = safe_counts / tf.maximum(tf.cast(presence_pixels, tf.float64), 1.0)
+        weights = _median(frequency, present) / frequency
+    else:
+        raise ValueError(f"unknown class weighting {weighting!r}: must be one of {CLASS_WEIGHTINGS}")
+    return tf.cast(tf.where(present, weights, 0.0), tf.float32)
+
+
+def _median(values: tf.Tensor, selected: tf.Tensor) -> tf.Tensor:
+    """numpy.median of the `selected` entries of a 1-D float64 tensor (the mean of the two middle values
+    for an even count; 0 when none is selected). Shapes may be unknown (as analyzer outputs' are)."""
+    ordered = tf.sort(tf.where(selected, values, tf.constant(float("inf"), tf.float64)))
+    count = tf.reduce_sum(tf.cast(selected, tf.int32))
+    low = tf.gather(ordered, tf.maximum((count - 1) // 2, 0))
+    high = tf.gather(ordered, count // 2)
+    return tf.where(count > 0, (low + high) / 2.0, tf.zeros([], tf.float64))
 
 
 SIZE_BUCKET_EDGES = (256, 512, 1024)

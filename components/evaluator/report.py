@@ -22,7 +22,7 @@ from components.core import features
 from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
 from components.core.label_maps import LabelMap, load_label_map
-from components.core.metrics import resize_nearest
+from components.core.metrics import prediction_at_image_size
 from components.core.preprocessing import size_bucket
 from components.core.reports import write_evaluation_report, write_overlay
 from components.evaluation_reader import load_metrics_by_slice
@@ -72,8 +72,9 @@ def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_di
     for serialized, parsed, folders in select_examples(files, label_map, per_slice):
         image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))
         ground_truth = decode_mask_png(parsed[features.MASK_ENCODED].numpy())
-        prediction = serve(examples=tf.reshape(serialized, [1]))[features.CLASS_IDS].numpy()[0]
-        prediction = resize_nearest(prediction.astype(np.uint8), ground_truth.shape)
+        served = serve(examples=tf.reshape(serialized, [1]))
+        prediction = prediction_at_image_size(served[features.CLASS_IDS].numpy()[0].astype(np.uint8),
+                                              served[features.CONTENT_SIZE].numpy()[0], ground_truth.shape)
         name = re.sub(r"[^\w.-]", "_", parsed[features.IMAGE_ID].numpy().decode()) + ".png"
         for folder in folders:
             write_overlay(image, ground_truth, prediction, label_map,

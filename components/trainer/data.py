@@ -7,6 +7,7 @@ shuffled, repeated and augmented; evaluation batches never are.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
@@ -84,3 +85,20 @@ def random_horizontal_flip(images, masks, seed):
     images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
     masks = tf.where(flip[:, None, None], tf.reverse(masks, axis=[2]), masks)
     return images, masks
+
+
+def read_transform_constants(file_pattern, data_accessor: tfx.components.DataAccessor,
+                             transform_output: tft.TFTransformOutput) -> dict[str, np.ndarray]:
+    """The transform graph's per-dataset constants (what its analyzers computed over the training split):
+    normalisation, mean pixel, class pixel counts and class weights, keyed by feature name.
+
+    The transform repeats them in every example; this reads them from one example of `file_pattern`.
+    Only the constants the graph has are returned (a graph written by an older preprocessing has fewer).
+    """
+    names = [features.NORMALIZATION_MEAN, features.NORMALIZATION_STD, features.PIXEL_MEAN,
+             features.CLASS_PIXEL_COUNTS, *features.CLASS_WEIGHTS.values()]
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=1, shuffle=False, num_epochs=1),
+        transform_output.raw_metadata.schema)
+    transformed = transform_output.transform_features_layer()(next(iter(dataset)))
+    return {name: transformed[name].numpy()[0] for name in names if name in transformed}

@@ -1,8 +1,10 @@
 """The exported serving SavedModel: the Keras model with the tf.Transform graph and example-taking signatures.
 
 The exported model carries the transform graph, so it takes serialized `tf.train.Example`s:
-- `serving_default`: examples -> `probabilities` [B, H, W, C] and `class_ids` [B, H, W];
-- `transform_features`: examples -> the transformed features (`image`, `mask`, `size_bucket`);
+- `serving_default`: examples -> `probabilities` [B, H, W, C], `class_ids` [B, H, W] (at the model's
+  input size) and `content_size` [B, 2] (the rows and columns of those that show the image: crop to
+  them, then resize to the image's size, `components.core.metrics.prediction_at_image_size`);
+- `transform_features`: examples -> the transformed features (`image`, `mask`, `size_bucket`, ...);
 - `slice_features`: examples -> `size_bucket`, the derived feature TFMA slices on.
 """
 
@@ -33,10 +35,11 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
     @tf.function(input_signature=[examples_spec])
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, serving_feature_spec)
-        image = model.tft_layer(parsed)[features.IMAGE]
-        logits = model(image, training=False)
+        transformed = model.tft_layer(parsed)
+        logits = model(transformed[features.IMAGE], training=False)
         return {features.PROBABILITIES: tf.nn.softmax(logits),
-                features.CLASS_IDS: tf.argmax(logits, axis=-1)}
+                features.CLASS_IDS: tf.argmax(logits, axis=-1),
+                features.CONTENT_SIZE: transformed[features.CONTENT_SIZE]}
 
     @tf.function(input_signature=[examples_spec])
     def transform_features(examples):

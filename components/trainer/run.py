@@ -25,9 +25,9 @@ from components import artifacts
 from components.core.config import TRAINER_SECTIONS, PipelineConfig
 from components.core.label_maps import load_label_map
 from components.trainer import strategy as strategy_lib
-from components.trainer.data import make_dataset
+from components.trainer.data import make_dataset, read_transform_constants
 from components.trainer.export import export_serving_model
-from components.trainer.model_factory import build_compiled_model
+from components.trainer.model_factory import build_compiled_model, class_weights_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     total_steps = int(fn_args.train_steps)
     steps_per_epoch = min(training.steps_per_epoch, total_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
+    class_weights = None
+    if training.loss.class_weights != "none":
+        class_weights = class_weights_of(
+            config, read_transform_constants(fn_args.train_files, fn_args.data_accessor, transform_output), label_map)
+        logger.info("Class weights (%s, from the transform's class statistics): %s", training.loss.class_weights,
+                    ", ".join(f"{name} {weight:.3g}" for name, weight in zip(label_map.class_names, class_weights)))
     if training.seed is not None:
         keras.utils.set_random_seed(training.seed)
 
@@ -91,7 +97,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                               shuffle_buffer=training.shuffle_buffer)
     eval_data = make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, global_batch)
     with strategy.scope():
-        model = build_compiled_model(config, label_map, total_steps, global_batch)
+        model = build_compiled_model(config, label_map, total_steps, global_batch, class_weights)
 
     best_weights = os.path.join(fn_args.model_run_dir, artifacts.BEST_WEIGHTS)
     callbacks = [

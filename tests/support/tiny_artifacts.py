@@ -27,15 +27,10 @@ class TinyArtifacts:
 
 def build_tiny_artifacts(root: Path) -> TinyArtifacts:
     """Generates, ingests and analyses a tiny VOC dataset under `root`."""
-    import apache_beam as beam
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
-    from tfx_bsl.public import tfxio
-
     from components.core import sample_data
+    from components.core.config import PipelineConfig
     from components.example_gen.ingest import ingest
-    from components.transform.preprocessing import preprocessing_fn
+    from components.transform.preprocessing import transform_custom_config
     from pipeline.pipeline import raw_schema_path
     from tfx.utils import io_utils
     from tensorflow_metadata.proto.v0 import schema_pb2
@@ -50,18 +45,33 @@ def build_tiny_artifacts(root: Path) -> TinyArtifacts:
     schema_dir.mkdir()
     shutil.copyfile(raw_schema_path(), schema_dir / "schema.pbtxt")
     schema = io_utils.parse_pbtxt_file(str(schema_dir / "schema.pbtxt"), schema_pb2.Schema())
+    config = PipelineConfig.from_dict({"model": {"image_size": list(IMAGE_SIZE)}})
+    transform_dir = write_transform_graph(str(examples / "Split-train" / "*"), schema, root / "transform_graph",
+                                          transform_custom_config(config, num_classes=21))
+    return TinyArtifacts(examples=examples, schema=schema_dir, transform_graph=transform_dir)
 
-    transform_dir = root / "transform_graph"
-    raw_tfxio = tfxio.TFExampleRecord(file_pattern=str(examples / "Split-train" / "*"), schema=schema)
-    fn = functools.partial(preprocessing_fn, custom_config={"image_size": list(IMAGE_SIZE)})
+
+def write_transform_graph(train_pattern: str, schema, out_dir: Path, custom_config: dict) -> Path:
+    """Analyses the raw examples of `train_pattern` with the project's `preprocessing_fn` (real tf.Transform on
+    Beam in memory) and writes the transform graph to `out_dir`, laid out as the Transform component does."""
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+    from tfx_bsl.public import tfxio
+
+    from components.transform.preprocessing import preprocessing_fn
+
+    raw_tfxio = tfxio.TFExampleRecord(file_pattern=train_pattern, schema=schema)
+    fn = functools.partial(preprocessing_fn, custom_config=custom_config)
     with beam.Pipeline(argv=["--direct_running_mode=in_memory"]) as pipeline, \
-            tft_beam.Context(temp_dir=str(root / "tft_tmp")):
+            tft_beam.Context(temp_dir=str(out_dir.parent / f"{out_dir.name}_tmp")):
         raw = pipeline | "Read" >> raw_tfxio.BeamSource()
         transform_fn = (raw, raw_tfxio.TensorAdapterConfig()) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
-        _ = transform_fn | "Write" >> tft_beam.WriteTransformFn(str(transform_dir))
+        _ = transform_fn | "Write" >> tft_beam.WriteTransformFn(str(out_dir))
     metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
-                               str(transform_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
-    return TinyArtifacts(examples=examples, schema=schema_dir, transform_graph=transform_dir)
+                               str(out_dir / tft.TFTransformOutput.RAW_METADATA_DIR))
+    return out_dir
 
 
 def trainer_fn_args(artifacts: TinyArtifacts, work: Path, custom_config: dict, train_steps: int,
