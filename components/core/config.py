@@ -321,7 +321,10 @@ class TrainingConfig(Config):
         epochs: passes over `steps_per_epoch` batches; the pipeline asks TFX for epochs x steps_per_epoch
             training steps, and the Trainer trains exactly the number of steps TFX gives it.
         steps_per_epoch: training steps between two validations.
-        batch_size: global batch size (split across replicas).
+        batch_size: global batch size (split across replicas); one optimizer step per batch.
+        gradient_accumulation_steps: each replica's batch is split into this many micro-batches whose
+            gradients are summed before the one optimizer step (less memory, same global batch);
+            `batch_size` must be a multiple of it times the replicas.
         eval_steps: validation batches after each epoch.
         seed: seed of weight initialisation, shuffling and augmentation, so that a run repeats; None
             draws new ones each run.
@@ -343,6 +346,7 @@ class TrainingConfig(Config):
     epochs: int = 8
     steps_per_epoch: int = 30
     batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     eval_steps: int = 4
     seed: int | None = None
     shuffle_buffer: int = 1000
@@ -358,8 +362,11 @@ class TrainingConfig(Config):
     augmentation: AugmentationConfig = dataclasses.field(default_factory=AugmentationConfig)
 
     def validate(self) -> None:
-        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps", "shuffle_buffer"):
+        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps", "shuffle_buffer",
+                    "gradient_accumulation_steps"):
             require(getattr(self, key) >= 1, key, "must be at least 1")
+        require(self.batch_size % self.gradient_accumulation_steps == 0, "gradient_accumulation_steps",
+                f"must divide training.batch_size {self.batch_size}")
         require(self.schedule.warmup_steps < self.total_steps, "schedule.warmup_steps",
                 f"must be fewer than the {self.total_steps} training steps")
         for key in ("checkpoint_every_steps", "early_stopping_patience", "reduce_on_plateau_patience"):

@@ -17,6 +17,7 @@ from components.core.hyperparams import ConfigError
 from components.core.keras_metrics import SegmentationMeanIoU
 from components.core.label_maps import LabelMap
 from components.core import losses
+from components.core.gradient_accumulation import with_gradient_accumulation
 from components.core.models.builder import build_model
 from components.core.schedules import WarmupSchedule
 
@@ -97,7 +98,8 @@ def build_compiled_model(config: PipelineConfig, label_map: LabelMap, total_step
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")  # the layers keep it once built
     try:
-        model = build_model(config.model, label_map.num_classes)
+        model = with_gradient_accumulation(build_model(config.model, label_map.num_classes),
+                                           config.training.gradient_accumulation_steps)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).

@@ -76,7 +76,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     label_map = load_label_map(fn_args.custom_config[LABEL_MAP_KEY])
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     training = config.training
-    global_batch = strategy_lib.check_global_batch(training.batch_size, strategy.num_replicas_in_sync)
+    global_batch = strategy_lib.check_global_batch(training.batch_size, strategy.num_replicas_in_sync,
+                                                   training.gradient_accumulation_steps)
     total_steps = int(fn_args.train_steps)
     steps_per_epoch = min(training.steps_per_epoch, total_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)

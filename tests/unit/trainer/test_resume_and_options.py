@@ -90,6 +90,15 @@ def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, 
     assert model.signatures["serving_default"](examples=batch)["probabilities"].dtype == tf.float32
 
 
+def test_gradient_accumulation_trains_through_run_fn_and_exports(tiny_artifacts, tmp_path):
+    config = _config(gradient_accumulation_steps=2)
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps=3)
+    run_fn(fn_args)
+    history = json.loads(open(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE)).read())
+    assert history["steps"][-1] == 3.0 and np.isfinite(history["loss"]).all()  # optimizer steps, not micro-batches
+    assert "serving_default" in tf.saved_model.load(fn_args.serving_model_dir).signatures
+
+
 def test_xla_compiled_training_steps_match_the_plain_ones():
     label_map = load_label_map("pascal_voc")
     images = np.random.default_rng(0).normal(size=(2, *IMAGE_SIZE, 3)).astype(np.float32)

@@ -108,6 +108,12 @@ def test_a_batch_that_does_not_split_across_replicas_is_an_error_naming_the_key(
     for batch_size, replicas in ((1, 2), (3, 2)):
         with pytest.raises(ConfigError, match="'training.batch_size' .* multiple of the 2 replicas"):
             strategy_lib.check_global_batch(batch_size, replicas)
+    assert strategy_lib.check_global_batch(8, 2, accumulation_steps=4) == 8
+    with pytest.raises(ConfigError, match="'training.batch_size' 8 must be a multiple of the 2 replicas times "
+                                          "training.gradient_accumulation_steps 8"):
+        strategy_lib.check_global_batch(8, 2, accumulation_steps=8)
+    with pytest.raises(ConfigError, match="'training.gradient_accumulation_steps' must divide training.batch_size 8"):
+        PipelineConfig.from_dict({"training": {"gradient_accumulation_steps": 3}})
 
 
 def test_the_chief_is_told_by_tf_config(monkeypatch):
