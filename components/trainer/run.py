@@ -121,6 +121,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_data, validation_steps=int(fn_args.eval_steps),
                         callbacks=callbacks, verbose=2)
+    # The chief writes the best weights at the end of an epoch; the other workers load the chief's copy
+    # (they write theirs to temporary folders), only once the chief is past its last save.
+    strategy_lib.barrier(strategy)
     if tf.io.gfile.exists(best_weights + ".index"):
         model.load_weights(best_weights)
         logger.info("Restored the weights of the epoch with the best validation mIoU")

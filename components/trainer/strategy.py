@@ -76,3 +76,11 @@ def check_global_batch(batch_size: int, replicas: int, accumulation_steps: int =
                           f"training.gradient_accumulation_steps {accumulation_steps} (each replica's batch is "
                           "split into that many micro-batches)")
     return batch_size
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns on every worker only once all of them have called it (a one-value all-reduce across the
+    cluster): e.g. after `fit`, so that no worker reads what the chief writes at the end of its last
+    epoch before the chief has written it. Immediate on one machine."""
+    if is_multi_worker():
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
