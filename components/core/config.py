@@ -5,7 +5,7 @@
       model       ModelConfig         architecture ("unet" | "deeplabv3plus"), input size, checkpoint
         unet          UNetConfig            depth and filters of the U-Net
         deeplabv3plus DeepLabV3PlusConfig   output stride, ASPP and decoder widths
-          backbone      BackboneConfig        "mobilenetv2" | "resnet50", its own weights file
+          backbone      BackboneConfig        "mobilenetv2" | "resnet50" | "xception65" | "xception41", weights file
       preprocessing PreprocessingConfig tf.Transform: aspect-keeping resize or stretch, normalisation
       training    TrainingConfig      steps, batch, and its sub-sections:
         optimizer     OptimizerConfig       "adam" | "sgd", learning rate, momentum, weight decay
@@ -37,7 +37,7 @@ __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig",
            "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
-BACKBONES = ("mobilenetv2", "resnet50")
+BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "poly", "constant")
@@ -125,13 +125,15 @@ class BackboneConfig(Config):
     """The feature extractor of an encoder-decoder network.
 
     Attributes:
-        name: "mobilenetv2" or "resnet50" (tf-keras applications, dilated to the output stride).
+        name: "mobilenetv2" or "resnet50" (tf-keras applications), "xception65" or "xception41" (the
+            aligned Xception of DeepLabv3+, written in code), each dilated to the output stride.
         weights: a local weights file of the backbone alone (`include_top=False`); None trains from
-            scratch. Nothing is downloaded at run time. The pipeline standardises images with the
-            dataset's per-channel mean and deviation, not with a pretrained backbone's own input
-            scaling (MobileNetV2's [-1, 1], ResNet50's caffe means): weights trained on another scaling
-            start from a shifted input distribution and need fine-tuning to recover.
-        width_multiplier: MobileNetV2's `alpha` (1.0 = the standard width).
+            scratch. Nothing is downloaded at run time. By default the pipeline standardises images
+            with the dataset's per-channel mean and deviation; with pretrained weights set
+            `preprocessing.normalization` to the scaling they were trained with ("minus_one_to_one"
+            for MobileNetV2 and Xception, "imagenet" for ImageNet-mean networks).
+        width_multiplier: MobileNetV2's `alpha`, the aligned Xception's channel scale (1.0 = the
+            published width); ResNet50 has none.
     """
 
     name: str = "mobilenetv2"
