@@ -4,7 +4,7 @@ Both score the same examples with the same model in the same run:
 
 * ``value`` (TFMA): TFX 1.16's own Evaluator executor (``tfx.components.evaluator.executor.Executor``,
   exactly what the pipeline's Evaluator component runs) with the pipeline's ``EvalConfig``
-  (``build_eval_config("pascal_voc", 0.0, 1.0)``: ``serving_default`` + ``slice_features``,
+  (``build_eval_config("pascal_voc", 0.0, 1.0)``: ``serve_examples`` + ``slice_features``,
   ``ExampleCount`` and ``SegmentationMetrics`` with Hausdorff, 6 slicing specs), reading the eval
   split through TFXIO with the raw schema and writing its results. Timed end to end: pipeline
   construction, Beam worker start-up, model loading, inference, metrics, writing, blessing. The
@@ -13,7 +13,7 @@ Both score the same examples with the same model in the same run:
   --direct_num_workers=<cpus>`` (2 here), the other components' mode, is timed too and reported beside
   it (``--modes`` chooses).
 * ``baseline`` (framework-free): ``tf.saved_model.load`` the same SavedModel, read the same gzip
-  TFRecords, call ``serving_default`` on batches of serialized examples, resize ``class_ids`` back
+  TFRecords, call ``serve_examples`` on batches of serialized examples, resize ``class_ids`` back
   to each mask's resolution with ``resize_nearest`` and feed one ``SegmentationEvaluator``
   (Hausdorff included). Model loading is included, as it is in TFMA's time.
 
@@ -228,7 +228,7 @@ def run_baseline(val_files: list[str], model_dir: Path, batch_size: int) -> tupl
 
     stages = dict.fromkeys(("load", "read", "inference", "metrics"), 0.0)
     start = time.perf_counter()
-    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(model_dir)).signatures["serve_examples"]
     stages["load"] = time.perf_counter() - start
 
     start = time.perf_counter()

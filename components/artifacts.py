@@ -22,6 +22,21 @@ BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "logs"
 """In the Trainer's model-run folder: TensorBoard logs."""
 
+SERVE_IMAGES = "serving_default"
+"""Signature of the served model: encoded images -> class ids and probabilities at each image's size."""
+
+SERVE_EXAMPLES = "serve_examples"
+"""Signature of the served model: serialized examples -> class ids, probabilities, content size (TFMA's)."""
+
+TRANSFORM_FEATURES = "transform_features"
+"""Signature of the served model: serialized examples -> the transformed features."""
+
+SLICE_FEATURES = "slice_features"
+"""Signature of the served model: serialized examples -> the derived feature TFMA slices on."""
+
+MODEL_INFO_FILE = "segpipe_model.json"
+"""Beside the served SavedModel: label map, class names and colours, input size, ignore label."""
+
 
 class SegmentationReport(artifact.Artifact):
     """A folder of evaluation report files (tables, confusion matrix, overlays), written by EvaluationReport."""

@@ -7,6 +7,7 @@
     segpipe compile [--config FILE] --out FILE.yaml [--data-dir URI] [--pipeline-root URI]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
+    segpipe predict --model DIR --out DIR IMAGE_OR_FOLDER [...]
 
 Every command accepts `--verbose`, which brings back TensorFlow, absl and Beam logs. Heavy modules are
 imported inside the commands, after logging is configured, so that TensorFlow starts quietly.
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--report", type=Path, default=None,
                        help="write per_class.json, per_class.md and confusion_matrix.png to this folder")
     score.add_argument("--no-hausdorff", action="store_true", help="skip the (slower) Hausdorff distances")
+
+    predict = commands.add_parser("predict", help="write the masks an exported model predicts for image files")
+    predict.add_argument("--model", type=Path, required=True,
+                         help="the exported model folder (e.g. serving_model/<version> of a run)")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="folder for the masks: palette PNGs of class ids, one per image, same relative paths")
+    predict.add_argument("inputs", type=Path, nargs="+", help="JPEG/PNG files or folders of them (searched deeply)")
     return parser
 
 
@@ -156,8 +164,20 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from pipeline.predict import predict_files
+
+    summary = predict_files(args.model, args.inputs, args.out)
+    print(json.dumps(summary, indent=2))
+    if summary["failed"]:
+        print(f"segpipe: {len(summary['failed'])} of {summary['images']} images could not be read "
+              f"(listed above under 'failed')", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS = {"sample-data": cmd_sample_data, "ingest": cmd_ingest, "run": cmd_run, "compile": cmd_compile,
-            "score": cmd_score}
+            "score": cmd_score, "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

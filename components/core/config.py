@@ -14,6 +14,7 @@
                                             class weights "none" | "inverse_frequency" | "median_frequency"
         augmentation  AugmentationConfig    random horizontal flip
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
+      export      ExportConfig        the served model: largest image it accepts
       evaluation  EvaluationConfig    blessing thresholds
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
 
@@ -34,7 +35,7 @@ from components.core.hyperparams import Config, ConfigError, require
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
-           "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
+           "AugmentationConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
@@ -403,6 +404,22 @@ class EvaluationConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """What the Trainer exports besides the weights (`components/trainer/export.py`).
+
+    Attributes:
+        max_image_pixels: the served model's image-bytes signature refuses an image of more pixels
+            (height x width) than this, with an error naming both, before decoding it at full size
+            for the transform; the default admits a Cityscapes frame (2048 x 1024) and a 12-megapixel photo.
+    """
+
+    max_image_pixels: int = 4096 * 3072
+
+    def validate(self) -> None:
+        require(self.max_image_pixels >= 1, "max_image_pixels", "must be at least 1")
+
+
+@dataclasses.dataclass(frozen=True)
 class RuntimeConfig(Config):
     """Where and how the pipeline runs.
 
@@ -468,7 +485,7 @@ class PreprocessingConfig(Config):
         require(self.normalization in NORMALIZATIONS, "normalization", _one_of(NORMALIZATIONS))
 
 
-TRAINER_SECTIONS = ("model", "training")
+TRAINER_SECTIONS = ("model", "training", "export")
 """The sections training depends on: the Trainer's `custom_config` (hence TFX's cache key) holds only these."""
 
 
@@ -480,6 +497,7 @@ class PipelineConfig(Config):
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     preprocessing: PreprocessingConfig = dataclasses.field(default_factory=PreprocessingConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 

@@ -1,6 +1,6 @@
 """Builds the TFMA `EvalConfig` of the pipeline's Evaluator and reads its results back.
 
-The candidate (and the last blessed baseline) is run through its `serving_default` signature on
+The candidate (and the last blessed baseline) is run through its `serve_examples` signature on
 serialized examples; `SegmentationMetrics` scores its `class_ids` against each example's own mask at
 the original resolution. Slices: overall, by dataset, split, Cityscapes city, class present, and the
 image-size bucket (a feature derived by the model's `slice_features` signature). Blessing needs
@@ -13,6 +13,7 @@ import json
 
 import tensorflow_model_analysis as tfma
 
+from components import artifacts
 from components.core import datasets, features
 from components.core.evaluation_result import MIOU
 
@@ -41,8 +42,8 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
                           threshold=blessing_threshold),
     ]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default",
-                                    preprocessing_function_names=["slice_features"])],
+        model_specs=[tfma.ModelSpec(signature_name=artifacts.SERVE_EXAMPLES,
+                                    preprocessing_function_names=[artifacts.SLICE_FEATURES])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
                                               for name in slice_features(label_map)],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])

@@ -17,7 +17,7 @@ from PIL import Image
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.artifacts import SegmentationReport
+from components.artifacts import SERVE_EXAMPLES, SegmentationReport
 from components.core import features
 from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
@@ -67,7 +67,7 @@ def select_examples(files: list[str], label_map: LabelMap, per_slice: int) -> It
 def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_dir: str, per_slice: int) -> int:
     """Predicts the selected examples and writes their overlay panels; returns how many were written."""
     model = tf.saved_model.load(model_dir)
-    serve = model.signatures["serving_default"]
+    serve = model.signatures[SERVE_EXAMPLES]
     written = 0
     for serialized, parsed, folders in select_examples(files, label_map, per_slice):
         image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))

@@ -93,10 +93,11 @@ def test_pushed_model_loads_and_predicts_masks(pipeline_run):
     files = tf.io.gfile.glob(os.path.join(examples_dir, "Split-val", "*"))
     serialized = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(2)))
     model = tf.saved_model.load(summary.pushed_model)
-    for name in ("serving_default", "transform_features", "slice_features"):
+    for name in ("serve_examples", "transform_features", "slice_features"):
         # keyword callers bind the structured signature directly (see export_serving_model)
         assert model.signatures[name].structured_input_signature[1].keys() == {"examples"}, name
-    outputs = model.signatures["serving_default"](examples=serialized)
+    assert model.signatures["serving_default"].structured_input_signature[1].keys() == {"images"}
+    outputs = model.signatures["serve_examples"](examples=serialized)
     assert outputs["class_ids"].shape == (2, 32, 32)
     assert outputs["probabilities"].shape == (2, 32, 32, 21)
     assert bool(tf.reduce_all(tf.abs(tf.reduce_sum(outputs["probabilities"], -1) - 1.0) < 1e-4))

@@ -87,7 +87,7 @@ def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, 
     model = tf.saved_model.load(fn_args.serving_model_dir)
     files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
     batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)))
-    assert model.signatures["serving_default"](examples=batch)["probabilities"].dtype == tf.float32
+    assert model.signatures["serve_examples"](examples=batch)["probabilities"].dtype == tf.float32
 
 
 def test_gradient_accumulation_trains_through_run_fn_and_exports(tiny_artifacts, tmp_path):

@@ -55,7 +55,7 @@ def test_exported_signatures_take_serialized_examples(trained, tiny_artifacts):
     assert set(SIGNATURES) <= set(model.signatures)
     files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
     batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(2)))
-    served = model.signatures["serving_default"](examples=batch)
+    served = model.signatures["serve_examples"](examples=batch)
     assert served["class_ids"].shape == (2, *IMAGE_SIZE)
     assert served["probabilities"].shape[:3] == (2, *IMAGE_SIZE)
     np.testing.assert_allclose(tf.reduce_sum(served["probabilities"], -1).numpy(), 1.0, atol=1e-5)
@@ -76,7 +76,7 @@ def test_served_masks_equal_the_transform_graph_and_the_network_run_by_hand(trai
     transformed = transform_output.transform_features_layer()(
         tf.io.parse_example(batch, transform_output.raw_feature_spec()))
     logits = model(transformed[features.IMAGE], training=False)
-    served = model.signatures["serving_default"](examples=batch)
+    served = model.signatures["serve_examples"](examples=batch)
     np.testing.assert_array_equal(served[features.CLASS_IDS].numpy(), tf.argmax(logits, -1).numpy())
     np.testing.assert_array_equal(served[features.CONTENT_SIZE].numpy(), transformed[features.CONTENT_SIZE].numpy())
 
