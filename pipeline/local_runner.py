@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
 
 from components import beam_options
-from components.core import sample_data
+from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
 from components.tracking.component import RUN_ID_OUTPUT
 from components.tracking.mlflow_logging import local_tracking_uri
@@ -76,10 +76,18 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
             dataset of `config.data.format` is generated under `<output_dir>/data`.
+
+    Raises:
+        IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
+            or its training or evaluation split is missing or lists nothing; when the ExampleGen runs, if
+            either split is left without a usable example.
     """
+    data_dir = data_dir or config.data.data_dir
+    if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
+        datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
     output = Path(output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    data_dir = data_dir or config.data.data_dir or str(generate_synthetic_data(config, output / "data"))
+    data_dir = data_dir or str(generate_synthetic_data(config, output / "data"))
     tracking_uri = config.runtime.mlflow_tracking_uri or local_tracking_uri(output)
     artifact_location = (output / "mlflow-artifacts").as_uri() if tracking_uri.startswith("sqlite:") else ""
     pipeline = create_pipeline(

@@ -59,12 +59,15 @@ class IngestionOptions:
         list_digests: SHA-256 of each VOC list file when the component was built. Unused by the
             executor; being part of the execution properties, it makes an edited list file change TFX's
             cache key (the split pattern's fingerprint only sees file sizes and modification times).
+        require_examples: Fail (after writing the report) when a split yields no example, so that a
+            pipeline stops before training on, or evaluating, nothing.
     """
 
     dataset: str
     strict: bool = False
     skipped_splits: tuple[SkippedSplit, ...] = ()
     list_digests: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    require_examples: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON-able form stored in the ``Struct``."""
@@ -73,6 +76,7 @@ class IngestionOptions:
             "strict": self.strict,
             "skipped_splits": [{"split": item.name, "reason": item.reason} for item in self.skipped_splits],
             "list_digests": dict(self.list_digests),
+            "require_examples": self.require_examples,
         }
 
     @classmethod
@@ -82,7 +86,7 @@ class IngestionOptions:
         Raises:
             ValueError: If the dataset is unknown or a key is not an option.
         """
-        unknown = set(values) - {"dataset", "strict", "skipped_splits", "list_digests"}
+        unknown = set(values) - {"dataset", "strict", "skipped_splits", "list_digests", "require_examples"}
         if unknown:
             raise ValueError(f"unknown SegmentationExampleGen options: {sorted(unknown)}")
         return cls(
@@ -91,6 +95,7 @@ class IngestionOptions:
             skipped_splits=tuple(SkippedSplit(item["split"], item["reason"])
                                  for item in values.get("skipped_splits", ())),
             list_digests=dict(values.get("list_digests", {})),
+            require_examples=bool(values.get("require_examples", False)),
         )
 
     def to_custom_config(self) -> example_gen_pb2.CustomConfig:
@@ -246,3 +251,5 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 {split: {key: counts[key] for key in ("listed", "written", "quarantined")}
                  for split, counts in report["splits"].items()}, sort_keys=True))
         ingest.raise_for_report(report, report_path)
+        if options.require_examples:
+            ingest.raise_for_empty_splits(report)

@@ -238,6 +238,19 @@ def raise_for_report(report: Mapping[str, Any], report_path: str) -> None:
         raise ingestion.error_from_record(report["quarantine"][0])
 
 
+def raise_for_empty_splits(report: Mapping[str, Any]) -> None:
+    """Fails when a split of the report yields no example (a pipeline would train or evaluate on nothing).
+
+    Raises:
+        IngestionError: Naming the first such split's list file or folder, and its counts.
+    """
+    for split, counts in report["splits"].items():
+        if counts["written"] == 0:
+            raise IngestionError(counts["source"], f"split {split!r} yields no example ({counts['listed']} listed, "
+                                                   f"{counts['quarantined']} quarantined): the pipeline stops before "
+                                                   "training")
+
+
 def _remove_previous_outputs(out_dir: str, split_names: Sequence[str]) -> None:
     """Deletes TFRecord shards and the report a previous run left, so that no stale shard survives."""
     stale = [os.path.join(out_dir, REPORT_FILE_NAME)]
@@ -255,7 +268,7 @@ def ingest(
     dataset_format: str,
     data_dir: str,
     out_dir: str,
-    splits: Sequence[str] = ("train", "val"),
+    splits: Sequence[str] | None = None,
     strict: bool = False,
     beam_pipeline_args: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -272,6 +285,8 @@ def ingest(
         out_dir: Output folder.
         splits: Splits to ingest (VOC list names such as ``train``, ``val``, ``trainval``, ``train_aug``;
             Cityscapes folders). Cityscapes ``test`` is skipped (no usable labels), as the report says.
+            None: those of ``train`` and ``val`` the dataset has (the others are listed as skipped in
+            the report, and which are ingested is logged).
         strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
             quarantining it, and on an empty split.
         beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
@@ -288,7 +303,13 @@ def ingest(
     """
     dataset = datasets.dataset_name(dataset_format)
     root = datasets.resolve_dataset_root(dataset, str(data_dir))
-    kept, skipped = datasets.partition_splits(dataset, list(splits))
+    if splits is None:
+        kept, skipped = datasets.default_splits(dataset, root)
+        logger.log(logging.WARNING if skipped else logging.INFO,
+                   "ingestion: no splits named: ingesting %s from %s%s", ", ".join(kept), root,
+                   "".join(f"; {item.name}: {item.reason.split(' (')[0]}" for item in skipped))
+    else:
+        kept, skipped = datasets.partition_splits(dataset, list(splits))
     if not kept:
         raise IngestionError(str(data_dir), f"no split left to ingest (requested: {', '.join(splits)})")
     plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]

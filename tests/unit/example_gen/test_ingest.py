@@ -424,3 +424,23 @@ def test_executor_writes_splits_report_and_artifact_properties(voc_dir, tmp_path
     assert artifact.get_string_custom_property("file_format") == "tfrecords_gzip"
     assert all(re.fullmatch(r"data_tfrecord-\d{5}-of-\d{5}\.gz", name)
                for name in os.listdir(tmp_path / "examples" / "Split-train"))
+
+
+def test_a_pipeline_ingestion_refuses_a_split_without_examples(voc_dir, tmp_path):
+    from components.example_gen.component import SegmentationExampleGen
+
+    shutil.copytree(voc_dir, tmp_path / "data")
+    val = tmp_path / "data" / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+    val.write_text("")
+    # Listed nothing: refused when the component is built (before any step runs)...
+    with pytest.raises(IngestionError) as error:
+        SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc", require_examples=True)
+    assert str(error.value) == f"{val}: split 'val' is empty: nothing listed in {val}"
+    SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc")  # standalone: a warning only
+    # ...every listed pair quarantined: refused by the executor once the report is written.
+    report = {"splits": {"train": {"source": "t.txt", "listed": 2, "written": 2, "quarantined": 0},
+                         "val": {"source": str(val), "listed": 3, "written": 0, "quarantined": 3}}}
+    with pytest.raises(IngestionError) as error:
+        ingest_module.raise_for_empty_splits(report)
+    assert str(error.value) == (f"{val}: split 'val' yields no example (3 listed, 3 quarantined): "
+                                "the pipeline stops before training")
