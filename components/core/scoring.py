@@ -32,6 +32,9 @@ script (``{city}_{seq}_{frame}*.png`` anywhere under the results folder), made s
 ``_`` separator. Predictions that match no ground truth are counted (``unmatched_predictions``)
 and otherwise ignored.
 
+Symbolic links are followed, to files and folders at any depth (datasets and predictions on shared
+storage are often linked in); files reached through one are logged with their real path.
+
 Errors (:class:`ScoringError`, a ``ValueError`` whose message starts with the file at fault): a
 ground-truth file without a prediction, two predictions for one ground truth, two ground-truth files
 with the same key, a file that is not a readable single-channel PNG, a prediction whose size differs
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pathlib
 from typing import Container, Iterable
 
@@ -133,9 +137,30 @@ def _existing_folder(path: str | pathlib.Path, role: str) -> pathlib.Path:
 
 
 def _pngs(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
-    """The ``*.png`` files (any case) in ``folder``, optionally at any depth, sorted."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(path for path in candidates if path.suffix.lower() == ".png" and path.is_file())
+    """The ``*.png`` files (any case) in ``folder``, optionally at any depth, sorted.
+
+    Symbolic links are followed, to files and to folders (each real folder is read once, so a link
+    loop ends); files reached through a link are logged with their real path.
+    """
+    if recursive:
+        candidates, seen = [], set()
+        for directory, subdirectories, names in os.walk(folder, followlinks=True):
+            real_directory = os.path.realpath(directory)
+            if real_directory in seen:
+                subdirectories[:] = []
+                continue
+            seen.add(real_directory)
+            candidates += [pathlib.Path(directory, name) for name in names]
+    else:
+        candidates = list(folder.iterdir())
+    pngs = sorted(path for path in candidates if path.suffix.lower() == ".png" and path.is_file())
+    real_folder = os.path.realpath(folder)
+    linked = [(path, real) for path in pngs
+              if (real := os.path.realpath(path)) != os.path.join(real_folder, os.path.relpath(path, folder))]
+    if linked:
+        logger.info("%s: %d file(s) reached through symbolic links, followed (e.g. %s -> %s)",
+                    folder, len(linked), *linked[0])
+    return pngs
 
 
 def _ground_truth_files(gt_dir: str | pathlib.Path, fmt: str) -> dict[str, pathlib.Path]:

@@ -76,10 +76,13 @@ class ConvertPairFn(beam.DoFn):
         ever fails on a bad file.
     """
 
-    def __init__(self, dataset: str):
-        """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``."""
+    def __init__(self, dataset: str, root: str = ""):
+        """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``; root: the dataset root (to
+        report files reached through symbolic links)."""
         super().__init__()
         self._dataset = dataset
+        self._root = root
+        self._real_root = ""
         self._label_map = None
         self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "examples_written")
         self._quarantined = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "pairs_quarantined")
@@ -87,6 +90,7 @@ class ConvertPairFn(beam.DoFn):
     def setup(self) -> None:
         quiet_beam_worker()
         self._label_map = load_label_map(datasets.label_map_name(self._dataset))
+        self._real_root = os.path.realpath(self._root) if self._root and "://" not in self._root else ""
 
     def process(self, candidate: PairCandidate):
         try:
@@ -101,10 +105,15 @@ class ConvertPairFn(beam.DoFn):
             self._written.inc()
             yield serialized
             yield beam.pvalue.TaggedOutput(WRITTEN_TAG, {"split": candidate.split, "id": candidate.example_id,
-                                                         "status": WRITTEN_TAG})
+                                                         "status": WRITTEN_TAG, **self._links(candidate)})
             return
         self._quarantined.inc()
-        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG})
+        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG, **self._links(candidate)})
+
+    def _links(self, candidate: PairCandidate) -> dict[str, Any]:
+        """``{"links": [...]}`` when a file of the pair was reached through a symbolic link, else ``{}``."""
+        links = ingestion.followed_links(candidate, self._root, self._real_root) if self._real_root else []
+        return {"links": links} if links else {}
 
 
 def _outcomes_prefix(staging_dir: str, split: str) -> str:
@@ -137,11 +146,12 @@ def IngestSplit(  # pylint: disable=invalid-name
     """
     tf.io.gfile.makedirs(os.path.join(staging_dir, plan.name))
     with tf.io.gfile.GFile(_listing_path(staging_dir, plan.name), "w") as handle:
-        handle.write(json.dumps({"source": plan.source, "listed": plan.listed}))
+        handle.write(json.dumps({"source": plan.source, "listed": plan.listed,
+                                 "ids": [candidate.example_id for candidate in plan.candidates]}))
     converted = (
         pipeline
         | "ListPairs" >> beam.Create(plan.candidates)  # reshuffles: pairs spread over the workers
-        | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset)).with_outputs(
+        | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset, plan.root)).with_outputs(
             QUARANTINE_TAG, WRITTEN_TAG, main=_EXAMPLES_TAG)
     )
     _ = ((converted[QUARANTINE_TAG], converted[WRITTEN_TAG])
@@ -170,7 +180,7 @@ def _read_split_outcome(staging_dir: str, split: str) -> ingestion.SplitOutcome:
     for path in sorted(tf.io.gfile.glob(_outcomes_prefix(staging_dir, split) + "*")):
         with tf.io.gfile.GFile(path, "r") as handle:
             records.extend(json.loads(line) for line in handle if line.strip())
-    quarantined = tuple({key: value for key, value in record.items() if key != "status"}
+    quarantined = tuple({key: value for key, value in record.items() if key not in ("status", "links")}
                         for record in records if record["status"] == QUARANTINE_TAG)
     return ingestion.SplitOutcome(
         name=split,
@@ -178,6 +188,8 @@ def _read_split_outcome(staging_dir: str, split: str) -> ingestion.SplitOutcome:
         listed=listing["listed"],
         written=sum(record["status"] == WRITTEN_TAG for record in records),
         quarantined=quarantined,
+        ids=tuple(listing.get("ids", ())),
+        links=tuple(link for record in records for link in record.get("links", ())),
     )
 
 

@@ -178,7 +178,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
             mask_path=masks.get((city, frame)) or mask_path(root, split, city, frame),
             city=city,
         ))
-    return SplitPlan(NAME, split, image_dir, tuple(candidates))
+    return SplitPlan(NAME, split, image_dir, tuple(candidates), root=root)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
                 image_path=image_path(root, example_id),
                 mask_path=mask_path(root, example_id, mask_dir),
             ))
-    return SplitPlan(NAME, split, source, tuple(candidates))
+    return SplitPlan(NAME, split, source, tuple(candidates), root=root)
 
 
 # --------------------------------------------------------------------------------------------------

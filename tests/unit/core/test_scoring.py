@@ -324,3 +324,18 @@ def test_voc_hd95_agrees_with_medpy(shared_data: pathlib.Path, tmp_path: pathlib
         assert result["per_class_hd95"][name] == pytest.approx(medpy.metric.binary.hd95(pred_mask, gt_mask), abs=1e-9)
         assert result["per_class_hd"][name] == pytest.approx(medpy.metric.binary.hd(pred_mask, gt_mask), abs=1e-9)
         assert result["per_class_hd_pairs"][name] == 1
+
+
+def test_symbolic_links_to_folders_and_files_are_followed(trainid_folders, tmp_path: pathlib.Path) -> None:
+    """Ground truth in a linked folder and a linked prediction file score as if they were in place; a link
+    loop ends."""
+    pred_dir, gt_dir = trainid_folders
+    shared = tmp_path / "shared_storage"
+    shared.mkdir()
+    (gt_dir / "nested").rename(shared / "nested")
+    (gt_dir / "nested").symlink_to(shared / "nested", target_is_directory=True)
+    (gt_dir / "loop").symlink_to(gt_dir, target_is_directory=True)
+    (pred_dir / "a.png").rename(shared / "a.png")
+    (pred_dir / "a.png").symlink_to(shared / "a.png")
+    result = score_folders(pred_dir, gt_dir, "trainids", num_classes=3)
+    assert result["confusion_matrix"] == EXPECTED_MATRIX and result["num_images"] == 2

@@ -107,7 +107,7 @@ def test_both_layouts_ingest_losslessly_and_validate_against_the_schema(voc_dir,
         {"split": "test",
          "reason": "the Cityscapes test split has no usable labels (its public gtFine masks are blank)"}]
     assert "test" not in cs_report["splits"] and not (tmp_path / "cs" / "test").exists()
-    assert cs_report["totals"] == {"listed": 4, "written": 4, "quarantined": 0}
+    assert cs_report["totals"] == {"listed": 4, "written": 4, "quarantined": 0, "overlapping_ids": 0}
 
     # TFDV: every written example of both datasets (plus one whose mask is all ignore) fits the schema...
     all_ignored = examples.serialize_example(examples.SegmentationExample(
@@ -127,7 +127,7 @@ def test_both_layouts_ingest_losslessly_and_validate_against_the_schema(voc_dir,
 
 def test_real_cityscapes_sample_ingests_and_both_real_datasets_fit_the_schema(shared_data, tmp_path):
     report = ingest("cityscapes", str(shared_data / "cityscapes_sample"), str(tmp_path / "cs"), splits=["val"])
-    assert report["totals"] == {"listed": 1, "written": 1, "quarantined": 0}
+    assert report["totals"] == {"listed": 1, "written": 1, "quarantined": 0, "overlapping_ids": 0}
     (record,) = _records(tmp_path / "cs" / "val")
     real = examples.from_tf_example(record)
     assert (real.example.example_id, real.example.city, real.example.height, real.example.width) == (
@@ -153,7 +153,7 @@ def test_real_voc_sample_with_its_empty_val_list(shared_data, tmp_path):
     assert report["splits"]["val"] == {"source": str(val_list), "listed": 0, "written": 0, "quarantined": 0,
                                        "empty": True}
     assert report["warnings"] == [f"split 'val' is empty: nothing listed in {val_list}"]
-    assert report["totals"] == {"listed": 3, "written": 3, "quarantined": 0}
+    assert report["totals"] == {"listed": 3, "written": 3, "quarantined": 0, "overlapping_ids": 0}
     assert report["reconciled"] is True
     assert json.loads((tmp_path / "out" / "ingestion_report.json").read_text()) == report
     written = {d.example.example_id: d.classes_present for d in _read_examples(tmp_path / "out" / "train")}
@@ -444,3 +444,42 @@ def test_a_pipeline_ingestion_refuses_a_split_without_examples(voc_dir, tmp_path
         ingest_module.raise_for_empty_splits(report)
     assert str(error.value) == (f"{val}: split 'val' yields no example (3 listed, 3 quarantined): "
                                 "the pipeline stops before training")
+
+
+def test_links_are_followed_and_reported_overlaps_counted_byte_order_marks_stripped(voc_dir, tmp_path):
+    """Symbolic-link policy: followed wherever they lead, each linked file reported with its real path;
+    a broken link is quarantined as such. An id in two splits is a warning and a count. A list saved
+    with a byte-order mark keeps its first id."""
+    shutil.copytree(voc_dir, tmp_path / "data")
+    root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
+    shared = tmp_path / "shared_storage"
+    shutil.move(str(root / "JPEGImages"), shared / "JPEGImages")
+    (root / "JPEGImages").symlink_to(shared / "JPEGImages", target_is_directory=True)
+    train, val = _ids("train", root), _ids("val", root)
+    mask = root / "SegmentationClass" / f"{train[1]}.png"
+    shutil.move(str(mask), shared / mask.name)
+    mask.symlink_to(shared / mask.name)
+    broken = root / "SegmentationClass" / f"{val[0]}.png"
+    broken.unlink()
+    broken.symlink_to(tmp_path / "gone.png")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_bytes(
+        b"\xef\xbb\xbf" + "".join(f"{example_id}\r\n" for example_id in train).encode())
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(val + train[:2]) + "\n")
+
+    report = ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"),
+                    beam_pipeline_args=["--direct_running_mode=in_memory"])
+    assert report["splits"]["train"]["written"] == len(train)  # the BOM did not eat the first id
+    assert report["quarantine"] == [{"split": "val", "id": val[0], "file": str(broken),
+                                     "reason": f"mask file is a broken symbolic link (to {tmp_path / 'gone.png'}, "
+                                               "which does not exist)"}]
+    links = report["symbolic_links"]
+    assert (links["policy"], links["dataset_real_root"]) == ("followed", str(root))
+    expected = sorted([(str(root / "JPEGImages" / f"{i}.jpg"), str(shared / "JPEGImages" / f"{i}.jpg"))
+                       for i in set(train + val)] + [(str(mask), str(shared / mask.name))])
+    assert links["linked_files"] == len(expected)
+    assert [(link["file"], link["real_path"]) for link in links["examples"]] == expected[:10]
+    overlap = sorted(train[:2])
+    assert report["overlaps"] == [{"splits": ["train", "val"], "count": 2, "examples": overlap}]
+    assert report["totals"]["overlapping_ids"] == 2
+    assert (f"2 id(s) listed in both split 'train' and split 'val' ({', '.join(overlap)}): a model trained on one "
+            "is scored on examples it has seen") in report["warnings"]
