@@ -8,15 +8,17 @@ One split flows through :func:`IngestSplit` (the only copy of the conversion gra
         'written'      -> one record per example written         --+-> JSON lines in a staging folder
 
 No step holds more than one pair's pixels: the listing is ids and paths only, and every pair is read,
-checked and encoded inside one worker call. A bad pair never raises inside a worker (strict mode
-included): it is caught there and routed to the tagged ``quarantine`` output, so a failure never surfaces
-as a Beam worker's traceback. The number of pairs listed is staged when the pipeline is built. After the
+checked and encoded inside one worker call. A bad pair is caught in the worker and routed to the tagged
+``quarantine`` output, so that it never surfaces as a Beam worker's traceback; in strict mode the worker
+instead stages that pair's record and fails its bundle, which stops the pipeline before any output is
+finalised. The number of pairs listed (and their ids) is staged when the pipeline is built. After the
 Beam pipeline has run, :func:`finish_ingestion` reads the staged records back, writes
 ``ingestion_report.json`` (which reconciles: listed = written + quarantined, per split) and deletes the
-staging folder; :func:`raise_for_report` then turns the first quarantined pair (in split order, then id
-order) into an :class:`~components.core.datasets.splits.IngestionError` in strict mode.
-Problems visible before Beam starts (no such folder or layout, a missing list file, in strict mode an
-unusable id or an empty split) raise at once, before any pipeline runs.
+staging folder. When the pipeline fails (strict stop or anything else), :func:`fail_ingestion` deletes
+the partial shards, writes ``INGESTION_FAILED.json`` instead of a report and names the bad pair that
+stopped it (an :class:`~components.core.datasets.splits.IngestionError`, first in split order, then id
+order). Problems visible before Beam starts (no such folder or layout, a missing list file, in strict
+mode an unusable id or an empty split) raise at once, before any pipeline runs or anything is written.
 
 :func:`ingest` is the standalone entry point behind ``segpipe ingest``; it writes what the ExampleGen
 writes: ``<out>/<split>/data_tfrecord-*.gz`` (:func:`WriteExamples`) plus ``<out>/ingestion_report.json``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
@@ -55,6 +58,13 @@ TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 STAGING_DIR_NAME = "_ingestion_staging"
 """Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""
 
+FAILED_MARKER_NAME = "INGESTION_FAILED.json"
+"""Written (instead of the report) into the output folder of an ingestion that failed once Beam started:
+the error, and in strict mode the pair at fault. Its presence says the folder holds no usable output."""
+
+STRICT_FAILURE_PREFIX = "strict_failure"
+"""Staged by a strict-mode worker for the bad pair it stops at (``<staging>/<split>/strict_failure-*.json``)."""
+
 QUARANTINE_TAG = "quarantine"
 """Tag of the Beam output that receives one record per bad pair (file and reason)."""
 
@@ -76,12 +86,15 @@ class ConvertPairFn(beam.DoFn):
         ever fails on a bad file.
     """
 
-    def __init__(self, dataset: str, root: str = ""):
+    def __init__(self, dataset: str, root: str = "", strict_staging_dir: str = ""):
         """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``; root: the dataset root (to
-        report files reached through symbolic links)."""
+        report files reached through symbolic links); strict_staging_dir: in strict mode, the staging
+        folder: the first bad pair is staged there and stops the pipeline (raises) instead of being
+        quarantined."""
         super().__init__()
         self._dataset = dataset
         self._root = root
+        self._strict_staging_dir = strict_staging_dir
         self._real_root = ""
         self._label_map = None
         self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "examples_written")
@@ -107,8 +120,19 @@ class ConvertPairFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(WRITTEN_TAG, {"split": candidate.split, "id": candidate.example_id,
                                                          "status": WRITTEN_TAG, **self._links(candidate)})
             return
+        if self._strict_staging_dir:
+            self._stop(record)
         self._quarantined.inc()
         yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG, **self._links(candidate)})
+
+    def _stop(self, record: Mapping[str, str]) -> None:
+        """Strict mode: stages the bad pair's record (for :func:`fail_ingestion`) and fails the bundle,
+        which stops the pipeline before any output is finalised."""
+        path = os.path.join(self._strict_staging_dir, record["split"],
+                            f"{STRICT_FAILURE_PREFIX}-{uuid.uuid4().hex}.json")
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(json.dumps(dict(record)))
+        raise ingestion.error_from_record(record)
 
     def _links(self, candidate: PairCandidate) -> dict[str, Any]:
         """``{"links": [...]}`` when a file of the pair was reached through a symbolic link, else ``{}``."""
@@ -128,7 +152,7 @@ def _listing_path(staging_dir: str, split: str) -> str:
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def IngestSplit(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, plan: SplitPlan, staging_dir: str
+    pipeline: beam.Pipeline, plan: SplitPlan, staging_dir: str, strict: bool = False
 ) -> beam.PCollection:
     """Converts one split's pairs to serialised examples and stages one outcome record per pair.
 
@@ -140,6 +164,8 @@ def IngestSplit(  # pylint: disable=invalid-name
         plan: The split's pairs (:func:`components.core.datasets.plan_split`).
         staging_dir: Folder receiving ``<split>/listing.json`` and ``<split>/outcomes*`` (JSON lines)
             for :func:`finish_ingestion`.
+        strict: Stop at the first bad pair: it is staged for :func:`fail_ingestion` and the pipeline
+            fails, before any output is finalised.
 
     Returns:
         PCollection of serialised `tf.train.Example` bytes, ready for :func:`WriteExamples`.
@@ -151,7 +177,8 @@ def IngestSplit(  # pylint: disable=invalid-name
     converted = (
         pipeline
         | "ListPairs" >> beam.Create(plan.candidates)  # reshuffles: pairs spread over the workers
-        | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset, plan.root)).with_outputs(
+        | "ReadValidateEncode" >> beam.ParDo(
+            ConvertPairFn(plan.dataset, plan.root, staging_dir if strict else "")).with_outputs(
             QUARANTINE_TAG, WRITTEN_TAG, main=_EXAMPLES_TAG)
     )
     _ = ((converted[QUARANTINE_TAG], converted[WRITTEN_TAG])
@@ -250,6 +277,49 @@ def raise_for_report(report: Mapping[str, Any], report_path: str) -> None:
         raise ingestion.error_from_record(report["quarantine"][0])
 
 
+def fail_ingestion(out_dir: str, staging_dir: str, split_dirs: Sequence[str], split_names: Sequence[str],
+                   error: BaseException) -> IngestionError | None:
+    """Marks the output folder of an ingestion whose Beam pipeline failed, and says why.
+
+    Deletes what the failed pipeline left in the split folders (shards, Beam's temporary folders) and the
+    staging folder, and writes :data:`FAILED_MARKER_NAME` (no report is written: a folder without a
+    reconciled report, or with this marker, is not a usable output).
+
+    Args:
+        out_dir: The output folder (the Examples artifact's URI in the ExampleGen).
+        staging_dir: The staging folder given to :func:`IngestSplit`.
+        split_dirs: The split folders the pipeline wrote to.
+        split_names: The splits, in request order.
+        error: What the pipeline raised.
+
+    Returns:
+        In strict mode, the :class:`IngestionError` of the bad pair that stopped it (the first in split
+        order, then id order, when several workers stopped at once); else None (the caller re-raises).
+    """
+    records = []
+    for order, split in enumerate(split_names):
+        for path in tf.io.gfile.glob(os.path.join(staging_dir, split, STRICT_FAILURE_PREFIX + "-*")):
+            with tf.io.gfile.GFile(path, "r") as handle:
+                record = json.load(handle)
+            records.append((order, record["id"], record))
+    first = min(records, key=lambda item: item[:2])[2] if records else None
+    for split_dir in split_dirs:
+        for path in tf.io.gfile.glob(os.path.join(split_dir, TFRECORD_FILE_PREFIX + "-*")):
+            tf.io.gfile.remove(path)
+        for path in tf.io.gfile.glob(os.path.join(split_dir, "beam-temp-*")):
+            tf.io.gfile.rmtree(path)
+    if tf.io.gfile.exists(staging_dir):
+        tf.io.gfile.rmtree(staging_dir)
+    stopped = ingestion.error_from_record(first) if first else None
+    marker = {"status": "failed", "error": str(stopped or error) or type(error).__name__,
+              "strict_stop": {key: first[key] for key in ("split", "id", "file", "reason")} if first else None}
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, FAILED_MARKER_NAME), "w") as handle:
+        handle.write(json.dumps(marker, indent=2) + "\n")
+    logger.warning("ingestion: failed; %s marks %s as holding no usable output", FAILED_MARKER_NAME, out_dir)
+    return stopped
+
+
 def raise_for_empty_splits(report: Mapping[str, Any]) -> None:
     """Fails when a split of the report yields no example (a pipeline would train or evaluate on nothing).
 
@@ -265,7 +335,7 @@ def raise_for_empty_splits(report: Mapping[str, Any]) -> None:
 
 def _remove_previous_outputs(out_dir: str, split_names: Sequence[str]) -> None:
     """Deletes TFRecord shards and the report a previous run left, so that no stale shard survives."""
-    stale = [os.path.join(out_dir, REPORT_FILE_NAME)]
+    stale = [os.path.join(out_dir, REPORT_FILE_NAME), os.path.join(out_dir, FAILED_MARKER_NAME)]
     for split in split_names:
         stale += tf.io.gfile.glob(os.path.join(out_dir, split, TFRECORD_FILE_PREFIX + "-*"))
     for path in stale:
@@ -299,8 +369,9 @@ def ingest(
             Cityscapes folders). Cityscapes ``test`` is skipped (no usable labels), as the report says.
             None: those of ``train`` and ``val`` the dataset has (the others are listed as skipped in
             the report, and which are ingested is logged).
-        strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
-            quarantining it, and on an empty split.
+        strict: Stop at the first bad pair (an :class:`IngestionError` naming file and reason; no report,
+            no shard, ``INGESTION_FAILED.json`` in ``out_dir``) instead of quarantining it, and fail on an
+            empty split.
         beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
             :func:`components.beam_options.ingestion_args` (DirectRunner, multi-threaded).
 
@@ -310,7 +381,7 @@ def ingest(
     Raises:
         IngestionError: Before Beam starts, if the folder is not in the layout, a list file or split
             folder is missing, or no split is left; in strict mode also for an unusable id, an empty split
-            or (after conversion, with the report written) the first quarantined pair.
+            or (stopping the pipeline, see :func:`fail_ingestion`) the first bad pair.
         ValueError: If the format or a split name is invalid.
     """
     dataset = datasets.dataset_name(dataset_format)
@@ -330,11 +401,17 @@ def ingest(
     staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
     _remove_previous_outputs(out_dir, kept)
     options = list(beam_pipeline_args) if beam_pipeline_args else beam_options.ingestion_args()
-    with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
-        for plan in plans:
-            _ = (pipeline
-                 | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter
-                 | f"WriteSplit[{plan.name}]" >> WriteExamples(os.path.join(out_dir, plan.name)))  # pylint: disable=no-value-for-parameter
+    try:
+        with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
+            for plan in plans:
+                _ = (pipeline
+                     | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir, strict)  # pylint: disable=no-value-for-parameter
+                     | f"WriteSplit[{plan.name}]" >> WriteExamples(os.path.join(out_dir, plan.name)))  # pylint: disable=no-value-for-parameter
+    except Exception as error:  # pylint: disable=broad-except  # marked as failed, then raised again
+        stopped = fail_ingestion(out_dir, staging_dir, [os.path.join(out_dir, split) for split in kept], kept, error)
+        if stopped is not None:
+            raise stopped from None
+        raise
     report_path = os.path.join(out_dir, REPORT_FILE_NAME)
     report = finish_ingestion(staging_dir, report_path, dataset, root, kept, skipped, strict)
     raise_for_report(report, report_path)

@@ -272,13 +272,22 @@ def test_strict_mode_fails_on_the_first_bad_pair_naming_file_and_reason(voc_dir,
     root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
     first_id = sorted(_ids("train", root))[0]
     mask = root / "SegmentationClass" / f"{first_id}.png"
+    # A good run's output first: a failed run into the same folder must not leave it looking good.
+    ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), beam_pipeline_args=["--direct_running_mode=in_memory"])
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(mask)
-    with pytest.raises(IngestionError) as error:
-        ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), strict=True)
-    assert str(error.value) == (f"{mask}: mask size 8x8 differs from image size 32x24 "
-                                f"({root / 'JPEGImages' / f'{first_id}.jpg'}) (split 'train', id '{first_id}')")
-    report = json.loads((tmp_path / "out" / "ingestion_report.json").read_text())
-    assert report["strict"] is True and len(report["quarantine"]) == 1
+    for mode in ("in_memory", "multi_threading"):
+        with pytest.raises(IngestionError) as error:
+            ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), strict=True,
+                   beam_pipeline_args=[f"--direct_running_mode={mode}", "--direct_num_workers=2"])
+        message = (f"{mask}: mask size 8x8 differs from image size 32x24 "
+                   f"({root / 'JPEGImages' / f'{first_id}.jpg'}) (split 'train', id '{first_id}')")
+        assert str(error.value) == message
+        # Stopped: no report, no shard, no staging or Beam temporary folder; a marker says it failed.
+        leftovers = sorted(str(path.relative_to(tmp_path / "out")) for path in (tmp_path / "out").rglob("*"))
+        assert leftovers == ["INGESTION_FAILED.json", "train", "val"], mode
+        marker = json.loads((tmp_path / "out" / "INGESTION_FAILED.json").read_text())
+        assert marker == {"status": "failed", "error": message, "strict_stop": {
+            "split": "train", "id": first_id, "file": str(mask), "reason": error.value.reason}}
 
     # Problems visible in the listing fail before any Beam pipeline runs: nothing is written.
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("../outside\n")
@@ -483,3 +492,28 @@ def test_links_are_followed_and_reported_overlaps_counted_byte_order_marks_strip
     assert report["totals"]["overlapping_ids"] == 2
     assert (f"2 id(s) listed in both split 'train' and split 'val' ({', '.join(overlap)}): a model trained on one "
             "is scored on examples it has seen") in report["warnings"]
+
+
+def test_executor_in_strict_mode_stops_and_leaves_a_folder_marked_failed(voc_dir, tmp_path):
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.types import standard_artifacts
+
+    from components.example_gen.component import SegmentationExampleGen
+    from components.example_gen.executor import Executor
+
+    shutil.copytree(voc_dir, tmp_path / "data")
+    root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
+    bad_id = _ids("val", root)[0]
+    image = root / "JPEGImages" / f"{bad_id}.jpg"
+    image.write_bytes(image.read_bytes()[:100])  # a truncated JPEG
+    component = SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc", strict=True)
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp_path / "examples")
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--direct_running_mode=in_memory"])
+    with pytest.raises(IngestionError) as error:
+        Executor(context).Do({}, {"examples": [artifact]}, _exec_properties(component))
+    assert str(error.value).startswith(f"{image}: corrupt or truncated image (")
+    assert str(error.value).endswith(f") (split 'val', id '{bad_id}')")
+    leftovers = sorted(str(path.relative_to(tmp_path / "examples")) for path in (tmp_path / "examples").rglob("*"))
+    assert leftovers == ["INGESTION_FAILED.json", "Split-train", "Split-val"]
+    assert json.loads((tmp_path / "examples" / "INGESTION_FAILED.json").read_text())["strict_stop"]["id"] == bad_id

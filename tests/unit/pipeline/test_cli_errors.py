@@ -161,3 +161,22 @@ def test_every_option_of_every_subcommand_has_help_saying_its_default():
             assert action.help, f"segpipe {name} {action.option_strings}: no help text"
             rendered = formatter._expand_help(action)
             assert action.required or "default" in rendered, f"segpipe {name} {action.option_strings}: {rendered!r}"
+
+
+def test_strict_ingest_stops_at_a_truncated_jpeg_without_traceback_and_marks_the_folder(voc_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(voc_dir, data)
+    root = data / "VOCdevkit" / "VOC2012"
+    bad_id = (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
+    image = root / "JPEGImages" / f"{bad_id}.jpg"
+    image.write_bytes(image.read_bytes()[:200])
+    assert main(["ingest", "--format", "voc", "--data-dir", str(data), "--out", str(tmp_path / "out"),
+                 "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith(f"segpipe: {image}: corrupt or truncated image (")
+    assert last.endswith(f") (split 'train', id '{bad_id}')")
+    assert (tmp_path / "out" / "INGESTION_FAILED.json").is_file()
+    assert not (tmp_path / "out" / "ingestion_report.json").exists()
+    assert not list((tmp_path / "out").rglob("data_tfrecord-*"))
