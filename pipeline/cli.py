@@ -4,7 +4,7 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
                    [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
-    segpipe compile [--config FILE] --out FILE.yaml [--data-dir URI] [--pipeline-root URI]
+    segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
 
@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = command("compile", "compile the pipeline to a Kubeflow Pipelines YAML")
     compile_.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="experiment YAML file")
     compile_.add_argument("--out", type=Path, required=True, help="pipeline spec to write (.yaml)")
-    compile_.add_argument("--data-dir", default="gs://BUCKET/data", help="dataset URI seen by the cluster")
+    compile_.add_argument("--data-dir", required=True,
+                          help="dataset URI as the cluster sees it, e.g. gs://bucket/VOCdevkit (required: the spec "
+                               "reads the dataset from there)")
     compile_.add_argument("--pipeline-root", default="gs://BUCKET/pipeline_root",
                           help="URI under which the cluster writes artifacts")
     compile_.add_argument("--image", default="segpipe:latest", help="container image with segpipe installed")

@@ -180,3 +180,11 @@ def test_strict_ingest_stops_at_a_truncated_jpeg_without_traceback_and_marks_the
     assert (tmp_path / "out" / "INGESTION_FAILED.json").is_file()
     assert not (tmp_path / "out" / "ingestion_report.json").exists()
     assert not list((tmp_path / "out").rglob("data_tfrecord-*"))
+
+
+def test_compile_requires_the_dataset_uri(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["compile", "--out", str(tmp_path / "spec.yaml")])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: --data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "spec.yaml").exists()
