@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `segpipe` console script.
 
     Exit codes: 0 success; 2 a usage, configuration or dataset error (one line naming the file, folder,
-    key or value at fault); 1 any other failure (one line, or a short summary of a pipeline run). With
-    `--verbose` the traceback is printed before that line.
+    key or value at fault; for a pipeline step stopped by one, the run's summary); 1 any other failure
+    (one line, or the summary of a failed pipeline run: the step, its error, what finished and what
+    did not). With `--verbose` the traceback is printed before it.
     """
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
@@ -214,10 +215,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except RuntimeError as error:
+        if type(error).__name__ != "PipelineRunError":
+            return _fail(args, str(error), 1)
+        # A failed pipeline step: its summary; exit code 2 when a user error (bad data) stopped it.
+        user_error = isinstance(error.__cause__, (ConfigError, IngestionError))
+        return _fail(args, str(error), 2 if user_error else 1)
     except (ConfigError, IngestionError) as error:
         prefix = "configuration error: " if isinstance(error, ConfigError) else ""
         return _fail(args, f"{prefix}{error}", 2)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
+    except (FileNotFoundError, ValueError) as error:
         return _fail(args, str(error), 1)
 
 

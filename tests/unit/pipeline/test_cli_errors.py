@@ -188,3 +188,39 @@ def test_compile_requires_the_dataset_uri(tmp_path, capsys):
     assert exit_.value.code == 2
     assert "the following arguments are required: --data-dir" in capsys.readouterr().err
     assert not (tmp_path / "spec.yaml").exists()
+
+
+def test_a_failing_step_ends_with_a_summary_of_what_finished_and_what_did_not(voc_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(voc_dir, data)
+    root = data / "VOCdevkit" / "VOC2012"
+    bad_id = (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
+    image = root / "JPEGImages" / f"{bad_id}.jpg"
+    image.write_bytes(image.read_bytes()[:200])
+    out = tmp_path / "out"
+    assert main(["run", "--data-dir", str(data), "--output", str(out), "--set", "data.strict=true"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    summary = err[err.index("segpipe: "):].rstrip().splitlines()
+    assert summary[0].startswith("segpipe: step SegmentationExampleGen of pipeline 'segpipe-voc-unet' failed: "
+                                 f"{image}: corrupt or truncated image (")
+    assert summary[0].endswith(f") (split 'train', id '{bad_id}')")
+    assert summary[1:] == [
+        "  finished:     ImportSchemaGen",
+        "  failed:       SegmentationExampleGen",
+        "  not run:      latest_blessed_model_resolver, StatisticsGen, Transform, ExampleValidator, Trainer, "
+        "Evaluator, EvaluationReport, Pusher, MlflowTracker",
+        f"  outputs so far: {out / 'tfx'}; run again with --verbose for the traceback"]
+
+
+def test_an_unreachable_mlflow_server_stops_the_run_before_it_starts(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    assert main(["run", "--output", str(tmp_path / "out"), "--set", f"runtime.mlflow_tracking_uri={uri}"]) == 2
+    assert _error_line(capsys) == (f"segpipe: configuration error: runtime.mlflow_tracking_uri {uri}: MLflow server "
+                                   "unreachable (Connection refused); nothing was run")
+    assert not (tmp_path / "out").exists()
