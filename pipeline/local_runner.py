@@ -106,6 +106,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
         component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
+    beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
     last_execution_before = max((execution.id for execution in store.get_executions()), default=0)
     try:

@@ -401,6 +401,8 @@ def ingest(
     staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
     _remove_previous_outputs(out_dir, kept)
     options = list(beam_pipeline_args) if beam_pipeline_args else beam_options.ingestion_args()
+    if beam_options.is_local_runner(options):
+        beam_options.bind_local_beam_servers_to_loopback()
     try:
         with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
             for plan in plans:
