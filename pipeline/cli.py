@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"{prefix}{error}", 2)
     except (FileNotFoundError, ValueError) as error:
         return _fail(args, str(error), 1)
+    except Exception as error:  # pylint: disable=broad-except  # anything else: one line, not raw Python
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        return _fail(args, f"{message} (--verbose shows the traceback)", 1)
 
 
 def _fail(args, message: str, code: int) -> int:

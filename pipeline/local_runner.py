@@ -108,7 +108,9 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
     beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
-    last_execution_before = max((execution.id for execution in store.get_executions()), default=0)
+    newest = store.get_executions(list_options=metadata_store.ListOptions(
+        limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
+    last_execution_before = newest[0].id if newest else 0
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__

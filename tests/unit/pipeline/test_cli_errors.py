@@ -224,3 +224,14 @@ def test_an_unreachable_mlflow_server_stops_the_run_before_it_starts(tmp_path, c
     assert _error_line(capsys) == (f"segpipe: configuration error: runtime.mlflow_tracking_uri {uri}: MLflow server "
                                    "unreachable (Connection refused); nothing was run")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unexpected_error_is_one_line_pointing_at_verbose(monkeypatch, capsys):
+    import pipeline.cli as cli
+
+    def broken(args):
+        raise KeyError("model\nweights")
+
+    monkeypatch.setitem(cli.COMMANDS, "score", broken)
+    assert main(["score", "--pred", "p", "--gt", "g", "--format", "voc"]) == 1
+    assert _error_line(capsys) == "segpipe: KeyError: 'model\\nweights' (--verbose shows the traceback)"
