@@ -11,6 +11,19 @@ component gets was measured on 2 cores:
   no worker process has to start and import TensorFlow (benchmarks/bench_ingest.py, 4000 VOC-size pairs:
   9.2 s multi-threaded vs 16.4 s multi-processing; fixed cost 1.5 s vs 9.2 s);
 - the other Beam components (StatisticsGen, Transform) take `runtime.beam_mode`.
+
+Loopback only. Beam's portable DirectRunner (FnApiRunner) starts gRPC servers for its workers (control,
+data, state and logging, per worker handler; one more logging server per worker process in
+multi-processing mode) with `add_insecure_port('[::]:0')`: every interface, although its workers are
+threads or child processes of this machine that connect to `localhost:<port>`
+(`apache_beam/runners/portability/fn_api_runner/worker_handlers.py`, `GrpcServer`;
+`apache_beam/runners/portability/local_job_service.py`, `SubprocessSdkWorker`); and DirectRunner's
+`start_and_replace_loopback_environments` starts an external worker pool on `[::]:0` too
+(`apache_beam/runners/worker/worker_pool_main.py`, `BeamFnExternalWorkerPoolServicer.start`). No Beam
+option chooses that address. `bind_local_beam_servers_to_loopback()` is the narrow adaptation local runs
+install (`segpipe ingest` on DirectRunner, `segpipe run`): in those three modules only, a server's
+any-interface address becomes `localhost` (127.0.0.1 and ::1). The worker processes open no server
+(they are gRPC clients of these), and Kubeflow pods are left as Beam made them.
 """
 
 from __future__ import annotations
@@ -60,3 +73,60 @@ def local_component_args(runtime: RuntimeConfig) -> dict[str, tuple[str, ...]]:
 def kubeflow_pipeline_args() -> list[str]:
     """Arguments of the Beam components in Kubeflow pods: DirectRunner, one process per core of the pod."""
     return ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+
+
+LOOPBACK_HOST = "localhost"
+"""Where local Beam servers listen: gRPC binds every loopback address of the name (127.0.0.1, ::1)."""
+
+_ANY_INTERFACE_HOSTS = ("[::]", "0.0.0.0", "*", "")
+
+
+def loopback_address(address: str) -> str:
+    """`address` (`host:port`) with an any-interface host (`[::]`, `0.0.0.0`, ...) replaced by `localhost`."""
+    host, separator, port = address.rpartition(":")
+    return f"{LOOPBACK_HOST}:{port}" if separator and host in _ANY_INTERFACE_HOSTS else address
+
+
+class _LoopbackGrpc:
+    """Stands for the `grpc` module inside one Beam module: `server()` returns servers whose
+    any-interface ports are bound to loopback; every other name is grpc's own."""
+
+    def __init__(self, grpc_module):
+        self.wrapped = grpc_module
+
+    def __getattr__(self, name: str):
+        return getattr(self.wrapped, name)
+
+    def server(self, *args, **kwargs):
+        server = self.wrapped.server(*args, **kwargs)
+        add_insecure_port = server.add_insecure_port
+        server.add_insecure_port = lambda address: add_insecure_port(loopback_address(address))
+        return server
+
+
+def local_beam_server_modules() -> list:
+    """The Beam modules whose servers local runs start (see the module docstring)."""
+    from apache_beam.runners.portability import local_job_service  # pylint: disable=import-outside-toplevel
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers  # pylint: disable=import-outside-toplevel
+    from apache_beam.runners.worker import worker_pool_main  # pylint: disable=import-outside-toplevel
+
+    return [worker_handlers, local_job_service, worker_pool_main]
+
+
+def bind_local_beam_servers_to_loopback() -> None:
+    """Makes the gRPC servers of Beam's DirectRunner in this process listen on loopback only (idempotent).
+
+    Local runs only: called by `segpipe ingest` (on DirectRunner) and by the local pipeline runner
+    before anything runs. See the module docstring for where Beam binds and why this is enough.
+    """
+    for module in local_beam_server_modules():
+        if not isinstance(module.grpc, _LoopbackGrpc):
+            module.grpc = _LoopbackGrpc(module.grpc)
+
+
+def is_local_runner(beam_pipeline_args: list[str] | tuple[str, ...]) -> bool:
+    """Whether Beam arguments leave the runner to DirectRunner (no `--runner`, or a direct one)."""
+    args = list(beam_pipeline_args)
+    runners = [arg.split("=", 1)[1] if "=" in arg else (args[index + 1] if index + 1 < len(args) else "")
+               for index, arg in enumerate(args) if arg == "--runner" or arg.startswith("--runner=")]
+    return not runners or runners[-1].lower() in ("directrunner", "direct", "switchingdirectrunner", "fnapirunner")

@@ -7,6 +7,7 @@ Progress stays visible: segpipe's own loggers at INFO, and TFX's "Component X is
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import sys
@@ -28,12 +29,22 @@ _KNOWN_HARMLESS = (
 )
 
 
+# A failing Beam DoFn is logged, with its traceback, by the worker (and forwarded by DirectRunner from
+# worker processes) before the runner raises the same error to its caller, which reports it: hidden
+# unless --verbose.
+_RAISED_AGAIN = ("Error processing instruction", "[while running ")
+_RAISED_AGAIN_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
+
+
 class _ProgressOnly(logging.Filter):
     """Lets through WARNING and above, segpipe's own records, and TFX's per-component progress."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(harmless in message for harmless in _KNOWN_HARMLESS):
+            return False
+        if record.levelno >= logging.ERROR and (
+                record.name in _RAISED_AGAIN_LOGGERS or any(again in message for again in _RAISED_AGAIN)):
             return False
         if record.levelno >= logging.WARNING or record.name.split(".")[0] in PROJECT_LOGGERS:
             return True
@@ -51,11 +62,31 @@ def hide_tensorflow_finalizer_errors() -> None:
     sys.unraisablehook = _drop_tensorflow_finalizer_errors
 
 
+def _print_except_to_stderr(*values, file=None, **options) -> None:
+    if file is sys.stderr:
+        return
+    builtins.print(*values, file=file, **options)
+
+
+def hide_beam_worker_tracebacks() -> None:
+    """Quiet runs only: Beam's SDK harness (`apache_beam.runners.worker.sdk_worker`) prints the traceback
+    of a failing bundle straight to stderr, besides logging it, before the runner raises the same error
+    to its caller, which reports it. This shadows `print` in that one module (its only `print` is that
+    one) in this process; the logged copy is filtered by `configure_logging`. Does nothing when the run
+    is verbose or when the module is not loaded."""
+    worker = sys.modules.get("apache_beam.runners.worker.sdk_worker")
+    if os.environ.get(QUIET_ENV) == "1" and worker is not None:
+        worker.print = _print_except_to_stderr
+
+
 def quiet_beam_worker() -> None:
-    """Called in the `setup` of segpipe's Beam DoFns: in a worker process of a quiet run, hides TensorFlow's
-    finalizer noise at exit as `configure_logging` does in the main process. Does nothing otherwise."""
+    """Called in the `setup` of segpipe's Beam DoFns: in a worker of a quiet run (a thread of this
+    process or a worker process), hides TensorFlow's finalizer noise at exit as `configure_logging`
+    does in the main process, and Beam's printed copy of a failing bundle's traceback
+    (`hide_beam_worker_tracebacks`). Does nothing otherwise."""
     if os.environ.get(QUIET_ENV) == "1":
         hide_tensorflow_finalizer_errors()
+        hide_beam_worker_tracebacks()
 
 
 def configure_logging(verbose: bool = False) -> None:

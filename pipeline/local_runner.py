@@ -22,10 +22,10 @@ from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
 
 from components import beam_options
-from components.core import sample_data
+from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
 from components.tracking.component import RUN_ID_OUTPUT
-from components.tracking.mlflow_logging import local_tracking_uri
+from components.tracking.mlflow_logging import check_reachable, local_tracking_uri
 from pipeline.pipeline import TRACKER_ID, create_pipeline
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,22 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
             dataset of `config.data.format` is generated under `<output_dir>/data`.
+
+    Raises:
+        IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
+            or its training or evaluation split is missing or lists nothing.
+        ConfigError: before anything runs or is written, if the configured MLflow server is unreachable.
+        PipelineRunError: if a step fails (the ExampleGen, for instance, when a split is left without a
+            usable example): a summary of what finished and what did not, the step's error as cause.
     """
+    data_dir = data_dir or config.data.data_dir
+    if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
+        datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
+    if config.runtime.mlflow_tracking_uri:
+        check_reachable(config.runtime.mlflow_tracking_uri)
     output = Path(output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    data_dir = data_dir or config.data.data_dir or str(generate_synthetic_data(config, output / "data"))
+    data_dir = data_dir or str(generate_synthetic_data(config, output / "data"))
     tracking_uri = config.runtime.mlflow_tracking_uri or local_tracking_uri(output)
     artifact_location = (output / "mlflow-artifacts").as_uri() if tracking_uri.startswith("sqlite:") else ""
     pipeline = create_pipeline(
@@ -94,9 +106,71 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
         component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    beam_options.bind_local_beam_servers_to_loopback()
+    store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+    newest = store.get_executions(list_options=metadata_store.ListOptions(
+        limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
+    last_execution_before = newest[0].id if newest else 0
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
+        raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
+                               output) from error
     run_id = tracked_run_id(pipeline)
     return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+
+
+_STATE_WORDS = {
+    metadata_store_pb2.Execution.COMPLETE: "finished",
+    metadata_store_pb2.Execution.CACHED: "finished (cached)",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "interrupted",
+    metadata_store_pb2.Execution.NEW: "interrupted",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+def step_states(store: metadata_store.MetadataStore, pipeline: tfx.dsl.Pipeline,
+                after_execution: int) -> dict[str, str]:
+    """What each step of `pipeline` did in the run whose executions have ids above `after_execution`:
+    "finished", "finished (cached)", "failed", "interrupted", "canceled", or "not run", in pipeline order."""
+    states = {}
+    for component in pipeline.components:
+        node = store.get_context_by_type_and_name("node", f"{pipeline.pipeline_info.pipeline_name}.{component.id}")
+        executions = [execution for execution in (store.get_executions_by_context(node.id) if node else [])
+                      if execution.id > after_execution]
+        newest = max(executions, key=lambda execution: execution.id, default=None)
+        states[component.id] = _STATE_WORDS.get(newest.last_known_state, "unknown") if newest else "not run"
+    return states
+
+
+class PipelineRunError(RuntimeError):
+    """A step of a local run failed: the message is a short summary (the step, its error in one line,
+    what finished and what did not, where the outputs are); the step's exception is `__cause__`.
+
+    Attributes:
+        cause: The exception the failing step raised.
+        states: Step id -> what it did (:func:`step_states`).
+    """
+
+    def __init__(self, pipeline: tfx.dsl.Pipeline, cause: BaseException, states: dict[str, str], output: Path):
+        self.cause = cause
+        self.states = states
+        failed = [step for step, state in states.items() if state == "failed"] or \
+                 [step for step, state in states.items() if state == "interrupted"]
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        if len(reason) > 400:
+            reason = reason[:400] + " ..."
+        lines = [f"step {', '.join(failed) or '(unknown)'} of pipeline '{pipeline.pipeline_info.pipeline_name}' "
+                 f"failed: {reason}"]
+        for label, wanted in (("finished", ("finished", "finished (cached)")), ("failed", ("failed",)),
+                              ("not finished", ("interrupted", "canceled", "unknown")), ("not run", ("not run",))):
+            steps = [step + (" (cached)" if state == "finished (cached)" else "")
+                     for step, state in states.items() if state in wanted]
+            if steps:
+                lines.append(f"  {label + ':':<13} {', '.join(steps)}")
+        lines.append(f"  outputs so far: {output / 'tfx'}; run again with --verbose for the traceback")
+        super().__init__("\n".join(lines))
 
 
 def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:

@@ -71,7 +71,7 @@ def create_pipeline(
 
     example_gen = SegmentationExampleGen(
         input_base=data_dir, dataset_format=config.data.format, splits=list(config.data.splits),
-        strict=config.data.strict)
+        strict=config.data.strict, require_examples=True)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(raw_schema_path()))
     example_validator = tfx.components.ExampleValidator(

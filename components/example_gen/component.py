@@ -39,6 +39,7 @@ from tfx.proto import example_gen_pb2
 
 from components.core import datasets
 from components.core.datasets import files
+from components.core.datasets.splits import IngestionError, empty_split_reason
 from components.example_gen import executor
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class SegmentationExampleGen(FileBasedExampleGen):
         dataset_format: str,
         splits: Sequence[str] = ("train", "val"),
         strict: bool = False,
+        require_examples: bool = False,
     ):
         """Builds the component.
 
@@ -84,6 +86,8 @@ class SegmentationExampleGen(FileBasedExampleGen):
                 or Cityscapes folders (``train``, ``val``).
             strict: Fail on the first bad pair (an ``IngestionError`` naming file and reason) instead of
                 quarantining it in the report; an empty split fails too.
+            require_examples: Fail when a split lists nothing (at once, for a local folder) or yields no
+                example (when the executor has run), so that a pipeline never trains or evaluates on nothing.
 
         Raises:
             IngestionError: For a local ``input_base`` not in the layout, or a missing list file or split
@@ -106,6 +110,9 @@ class SegmentationExampleGen(FileBasedExampleGen):
         else:
             root = datasets.resolve_dataset_root(dataset, input_base)
             plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
+            for plan in plans:
+                if require_examples and not plan.listed:
+                    raise IngestionError(plan.source, empty_split_reason(plan.name, plan.source))
             if datasets.layout_of(dataset).SPLITS_LISTED_IN_FILES:
                 list_digests = {plan.name: files.file_digest(plan.source) for plan in plans}
 
@@ -113,7 +120,7 @@ class SegmentationExampleGen(FileBasedExampleGen):
         self.dataset_root = root
         self.split_names = tuple(kept)
         self.skipped_splits = tuple(skipped)
-        options = executor.IngestionOptions(dataset, strict, tuple(skipped), list_digests)
+        options = executor.IngestionOptions(dataset, strict, tuple(skipped), list_digests, require_examples)
         super().__init__(
             input_base=root,
             input_config=example_gen_pb2.Input(splits=[

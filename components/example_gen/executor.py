@@ -14,7 +14,8 @@ The conversion itself is :func:`components.example_gen.ingest.IngestSplit`, the 
   format on the artifact), except that it writes ``Split-<name>/data_tfrecord-*.gz`` with
   :func:`components.example_gen.ingest.WriteExamples`, which skips TFX's reshuffle so that a split is
   never gathered in memory. It then writes ``<examples uri>/ingestion_report.json``, records the counts
-  as custom properties of the Examples artifact and, in strict mode, fails on the first quarantined pair.
+  as custom properties of the Examples artifact. In strict mode the first bad pair stops the Beam
+  pipeline; a failed pipeline leaves no report and no shard, only ``INGESTION_FAILED.json``.
 
 Options reach the executor in ``custom_config``: an ``example_gen_pb2.CustomConfig`` packing a
 ``google.protobuf.Struct`` of :class:`IngestionOptions`.
@@ -59,12 +60,15 @@ class IngestionOptions:
         list_digests: SHA-256 of each VOC list file when the component was built. Unused by the
             executor; being part of the execution properties, it makes an edited list file change TFX's
             cache key (the split pattern's fingerprint only sees file sizes and modification times).
+        require_examples: Fail (after writing the report) when a split yields no example, so that a
+            pipeline stops before training on, or evaluating, nothing.
     """
 
     dataset: str
     strict: bool = False
     skipped_splits: tuple[SkippedSplit, ...] = ()
     list_digests: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    require_examples: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the JSON-able form stored in the ``Struct``."""
@@ -73,6 +77,7 @@ class IngestionOptions:
             "strict": self.strict,
             "skipped_splits": [{"split": item.name, "reason": item.reason} for item in self.skipped_splits],
             "list_digests": dict(self.list_digests),
+            "require_examples": self.require_examples,
         }
 
     @classmethod
@@ -82,7 +87,7 @@ class IngestionOptions:
         Raises:
             ValueError: If the dataset is unknown or a key is not an option.
         """
-        unknown = set(values) - {"dataset", "strict", "skipped_splits", "list_digests"}
+        unknown = set(values) - {"dataset", "strict", "skipped_splits", "list_digests", "require_examples"}
         if unknown:
             raise ValueError(f"unknown SegmentationExampleGen options: {sorted(unknown)}")
         return cls(
@@ -91,6 +96,7 @@ class IngestionOptions:
             skipped_splits=tuple(SkippedSplit(item["split"], item["reason"])
                                  for item in values.get("skipped_splits", ())),
             list_digests=dict(values.get("list_digests", {})),
+            require_examples=bool(values.get("require_examples", False)),
         )
 
     def to_custom_config(self) -> example_gen_pb2.CustomConfig:
@@ -157,7 +163,7 @@ def SegmentationSplitToExamples(  # pylint: disable=invalid-name
     plan = datasets.plan_split(options.dataset, root, split, strict=options.strict)
     logging.info("SegmentationExampleGen: split %r: %d pairs listed in %s", split, plan.listed, plan.source)
     staging_dir = exec_properties[STAGING_DIR_KEY]
-    return pipeline | "IngestSplit" >> ingest.IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter
+    return pipeline | "IngestSplit" >> ingest.IngestSplit(plan, staging_dir, options.strict)  # pylint: disable=no-value-for-parameter
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -211,7 +217,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         Raises:
             IngestionError: If the folder, a list file or a split folder is missing (before Beam runs);
-                in strict mode on the first bad pair, after the report is written.
+                in strict mode at the first bad pair, which stops the Beam pipeline: no report is written,
+                partial shards are deleted and ``INGESTION_FAILED.json`` marks the folder (as after any
+                failure of the pipeline); with ``require_examples``, after the report, for a split
+                without examples.
         """
         options = IngestionOptions.from_exec_properties(exec_properties)
         root = datasets.resolve_dataset_root(options.dataset, exec_properties[standard_component_specs.INPUT_BASE_KEY])
@@ -224,11 +233,19 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         examples_artifact.split_names = artifact_utils.encode_split_names(
             [split.name for split in input_config.splits])
-        with self._make_beam_pipeline() as pipeline:
-            splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, STAGING_DIR_KEY: staging_dir})
-            for split_name, split_examples in splits.items():
-                split_dir = artifact_utils.get_split_uri([examples_artifact], split_name)
-                _ = split_examples | f"WriteSplit[{split_name}]" >> ingest.WriteExamples(split_dir)  # pylint: disable=no-value-for-parameter
+        split_names = [split.name for split in input_config.splits]
+        split_dirs = [artifact_utils.get_split_uri([examples_artifact], name) for name in split_names]
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                splits = self.GenerateExamplesByBeam(pipeline, {**exec_properties, STAGING_DIR_KEY: staging_dir})
+                for split_name, split_examples in splits.items():
+                    split_dir = artifact_utils.get_split_uri([examples_artifact], split_name)
+                    _ = split_examples | f"WriteSplit[{split_name}]" >> ingest.WriteExamples(split_dir)  # pylint: disable=no-value-for-parameter
+        except Exception as error:  # pylint: disable=broad-except  # marked as failed, then raised again
+            stopped = ingest.fail_ingestion(examples_artifact.uri, staging_dir, split_dirs, split_names, error)
+            if stopped is not None:
+                raise stopped from None
+            raise
         examples_utils.set_payload_format(
             examples_artifact, exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
             or example_gen_pb2.FORMAT_TF_EXAMPLE)
@@ -246,3 +263,5 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 {split: {key: counts[key] for key in ("listed", "written", "quarantined")}
                  for split, counts in report["splits"].items()}, sort_keys=True))
         ingest.raise_for_report(report, report_path)
+        if options.require_examples:
+            ingest.raise_for_empty_splits(report)

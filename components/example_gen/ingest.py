@@ -8,15 +8,17 @@ One split flows through :func:`IngestSplit` (the only copy of the conversion gra
         'written'      -> one record per example written         --+-> JSON lines in a staging folder
 
 No step holds more than one pair's pixels: the listing is ids and paths only, and every pair is read,
-checked and encoded inside one worker call. A bad pair never raises inside a worker (strict mode
-included): it is caught there and routed to the tagged ``quarantine`` output, so a failure never surfaces
-as a Beam worker's traceback. The number of pairs listed is staged when the pipeline is built. After the
+checked and encoded inside one worker call. A bad pair is caught in the worker and routed to the tagged
+``quarantine`` output, so that it never surfaces as a Beam worker's traceback; in strict mode the worker
+instead stages that pair's record and fails its bundle, which stops the pipeline before any output is
+finalised. The number of pairs listed (and their ids) is staged when the pipeline is built. After the
 Beam pipeline has run, :func:`finish_ingestion` reads the staged records back, writes
 ``ingestion_report.json`` (which reconciles: listed = written + quarantined, per split) and deletes the
-staging folder; :func:`raise_for_report` then turns the first quarantined pair (in split order, then id
-order) into an :class:`~components.core.datasets.splits.IngestionError` in strict mode.
-Problems visible before Beam starts (no such folder or layout, a missing list file, in strict mode an
-unusable id or an empty split) raise at once, before any pipeline runs.
+staging folder. When the pipeline fails (strict stop or anything else), :func:`fail_ingestion` deletes
+the partial shards, writes ``INGESTION_FAILED.json`` instead of a report and names the bad pair that
+stopped it (an :class:`~components.core.datasets.splits.IngestionError`, first in split order, then id
+order). Problems visible before Beam starts (no such folder or layout, a missing list file, in strict
+mode an unusable id or an empty split) raise at once, before any pipeline runs or anything is written.
 
 :func:`ingest` is the standalone entry point behind ``segpipe ingest``; it writes what the ExampleGen
 writes: ``<out>/<split>/data_tfrecord-*.gz`` (:func:`WriteExamples`) plus ``<out>/ingestion_report.json``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
@@ -55,6 +58,13 @@ TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 STAGING_DIR_NAME = "_ingestion_staging"
 """Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""
 
+FAILED_MARKER_NAME = "INGESTION_FAILED.json"
+"""Written (instead of the report) into the output folder of an ingestion that failed once Beam started:
+the error, and in strict mode the pair at fault. Its presence says the folder holds no usable output."""
+
+STRICT_FAILURE_PREFIX = "strict_failure"
+"""Staged by a strict-mode worker for the bad pair it stops at (``<staging>/<split>/strict_failure-*.json``)."""
+
 QUARANTINE_TAG = "quarantine"
 """Tag of the Beam output that receives one record per bad pair (file and reason)."""
 
@@ -76,10 +86,16 @@ class ConvertPairFn(beam.DoFn):
         ever fails on a bad file.
     """
 
-    def __init__(self, dataset: str):
-        """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``."""
+    def __init__(self, dataset: str, root: str = "", strict_staging_dir: str = ""):
+        """Args: dataset: canonical dataset name, e.g. ``"pascal_voc"``; root: the dataset root (to
+        report files reached through symbolic links); strict_staging_dir: in strict mode, the staging
+        folder: the first bad pair is staged there and stops the pipeline (raises) instead of being
+        quarantined."""
         super().__init__()
         self._dataset = dataset
+        self._root = root
+        self._strict_staging_dir = strict_staging_dir
+        self._real_root = ""
         self._label_map = None
         self._written = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "examples_written")
         self._quarantined = beam.metrics.Metrics.counter(_METRICS_NAMESPACE, "pairs_quarantined")
@@ -87,6 +103,7 @@ class ConvertPairFn(beam.DoFn):
     def setup(self) -> None:
         quiet_beam_worker()
         self._label_map = load_label_map(datasets.label_map_name(self._dataset))
+        self._real_root = os.path.realpath(self._root) if self._root and "://" not in self._root else ""
 
     def process(self, candidate: PairCandidate):
         try:
@@ -101,10 +118,26 @@ class ConvertPairFn(beam.DoFn):
             self._written.inc()
             yield serialized
             yield beam.pvalue.TaggedOutput(WRITTEN_TAG, {"split": candidate.split, "id": candidate.example_id,
-                                                         "status": WRITTEN_TAG})
+                                                         "status": WRITTEN_TAG, **self._links(candidate)})
             return
+        if self._strict_staging_dir:
+            self._stop(record)
         self._quarantined.inc()
-        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG})
+        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, {**record, "status": QUARANTINE_TAG, **self._links(candidate)})
+
+    def _stop(self, record: Mapping[str, str]) -> None:
+        """Strict mode: stages the bad pair's record (for :func:`fail_ingestion`) and fails the bundle,
+        which stops the pipeline before any output is finalised."""
+        path = os.path.join(self._strict_staging_dir, record["split"],
+                            f"{STRICT_FAILURE_PREFIX}-{uuid.uuid4().hex}.json")
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(json.dumps(dict(record)))
+        raise ingestion.error_from_record(record)
+
+    def _links(self, candidate: PairCandidate) -> dict[str, Any]:
+        """``{"links": [...]}`` when a file of the pair was reached through a symbolic link, else ``{}``."""
+        links = ingestion.followed_links(candidate, self._root, self._real_root) if self._real_root else []
+        return {"links": links} if links else {}
 
 
 def _outcomes_prefix(staging_dir: str, split: str) -> str:
@@ -119,7 +152,7 @@ def _listing_path(staging_dir: str, split: str) -> str:
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
 def IngestSplit(  # pylint: disable=invalid-name
-    pipeline: beam.Pipeline, plan: SplitPlan, staging_dir: str
+    pipeline: beam.Pipeline, plan: SplitPlan, staging_dir: str, strict: bool = False
 ) -> beam.PCollection:
     """Converts one split's pairs to serialised examples and stages one outcome record per pair.
 
@@ -131,17 +164,21 @@ def IngestSplit(  # pylint: disable=invalid-name
         plan: The split's pairs (:func:`components.core.datasets.plan_split`).
         staging_dir: Folder receiving ``<split>/listing.json`` and ``<split>/outcomes*`` (JSON lines)
             for :func:`finish_ingestion`.
+        strict: Stop at the first bad pair: it is staged for :func:`fail_ingestion` and the pipeline
+            fails, before any output is finalised.
 
     Returns:
         PCollection of serialised `tf.train.Example` bytes, ready for :func:`WriteExamples`.
     """
     tf.io.gfile.makedirs(os.path.join(staging_dir, plan.name))
     with tf.io.gfile.GFile(_listing_path(staging_dir, plan.name), "w") as handle:
-        handle.write(json.dumps({"source": plan.source, "listed": plan.listed}))
+        handle.write(json.dumps({"source": plan.source, "listed": plan.listed,
+                                 "ids": [candidate.example_id for candidate in plan.candidates]}))
     converted = (
         pipeline
         | "ListPairs" >> beam.Create(plan.candidates)  # reshuffles: pairs spread over the workers
-        | "ReadValidateEncode" >> beam.ParDo(ConvertPairFn(plan.dataset)).with_outputs(
+        | "ReadValidateEncode" >> beam.ParDo(
+            ConvertPairFn(plan.dataset, plan.root, staging_dir if strict else "")).with_outputs(
             QUARANTINE_TAG, WRITTEN_TAG, main=_EXAMPLES_TAG)
     )
     _ = ((converted[QUARANTINE_TAG], converted[WRITTEN_TAG])
@@ -170,7 +207,7 @@ def _read_split_outcome(staging_dir: str, split: str) -> ingestion.SplitOutcome:
     for path in sorted(tf.io.gfile.glob(_outcomes_prefix(staging_dir, split) + "*")):
         with tf.io.gfile.GFile(path, "r") as handle:
             records.extend(json.loads(line) for line in handle if line.strip())
-    quarantined = tuple({key: value for key, value in record.items() if key != "status"}
+    quarantined = tuple({key: value for key, value in record.items() if key not in ("status", "links")}
                         for record in records if record["status"] == QUARANTINE_TAG)
     return ingestion.SplitOutcome(
         name=split,
@@ -178,6 +215,8 @@ def _read_split_outcome(staging_dir: str, split: str) -> ingestion.SplitOutcome:
         listed=listing["listed"],
         written=sum(record["status"] == WRITTEN_TAG for record in records),
         quarantined=quarantined,
+        ids=tuple(listing.get("ids", ())),
+        links=tuple(link for record in records for link in record.get("links", ())),
     )
 
 
@@ -238,9 +277,65 @@ def raise_for_report(report: Mapping[str, Any], report_path: str) -> None:
         raise ingestion.error_from_record(report["quarantine"][0])
 
 
+def fail_ingestion(out_dir: str, staging_dir: str, split_dirs: Sequence[str], split_names: Sequence[str],
+                   error: BaseException) -> IngestionError | None:
+    """Marks the output folder of an ingestion whose Beam pipeline failed, and says why.
+
+    Deletes what the failed pipeline left in the split folders (shards, Beam's temporary folders) and the
+    staging folder, and writes :data:`FAILED_MARKER_NAME` (no report is written: a folder without a
+    reconciled report, or with this marker, is not a usable output).
+
+    Args:
+        out_dir: The output folder (the Examples artifact's URI in the ExampleGen).
+        staging_dir: The staging folder given to :func:`IngestSplit`.
+        split_dirs: The split folders the pipeline wrote to.
+        split_names: The splits, in request order.
+        error: What the pipeline raised.
+
+    Returns:
+        In strict mode, the :class:`IngestionError` of the bad pair that stopped it (the first in split
+        order, then id order, when several workers stopped at once); else None (the caller re-raises).
+    """
+    records = []
+    for order, split in enumerate(split_names):
+        for path in tf.io.gfile.glob(os.path.join(staging_dir, split, STRICT_FAILURE_PREFIX + "-*")):
+            with tf.io.gfile.GFile(path, "r") as handle:
+                record = json.load(handle)
+            records.append((order, record["id"], record))
+    first = min(records, key=lambda item: item[:2])[2] if records else None
+    for split_dir in split_dirs:
+        for path in tf.io.gfile.glob(os.path.join(split_dir, TFRECORD_FILE_PREFIX + "-*")):
+            tf.io.gfile.remove(path)
+        for path in tf.io.gfile.glob(os.path.join(split_dir, "beam-temp-*")):
+            tf.io.gfile.rmtree(path)
+    if tf.io.gfile.exists(staging_dir):
+        tf.io.gfile.rmtree(staging_dir)
+    stopped = ingestion.error_from_record(first) if first else None
+    marker = {"status": "failed", "error": str(stopped or error) or type(error).__name__,
+              "strict_stop": {key: first[key] for key in ("split", "id", "file", "reason")} if first else None}
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, FAILED_MARKER_NAME), "w") as handle:
+        handle.write(json.dumps(marker, indent=2) + "\n")
+    logger.warning("ingestion: failed; %s marks %s as holding no usable output", FAILED_MARKER_NAME, out_dir)
+    return stopped
+
+
+def raise_for_empty_splits(report: Mapping[str, Any]) -> None:
+    """Fails when a split of the report yields no example (a pipeline would train or evaluate on nothing).
+
+    Raises:
+        IngestionError: Naming the first such split's list file or folder, and its counts.
+    """
+    for split, counts in report["splits"].items():
+        if counts["written"] == 0:
+            raise IngestionError(counts["source"], f"split {split!r} yields no example ({counts['listed']} listed, "
+                                                   f"{counts['quarantined']} quarantined): the pipeline stops before "
+                                                   "training")
+
+
 def _remove_previous_outputs(out_dir: str, split_names: Sequence[str]) -> None:
     """Deletes TFRecord shards and the report a previous run left, so that no stale shard survives."""
-    stale = [os.path.join(out_dir, REPORT_FILE_NAME)]
+    stale = [os.path.join(out_dir, REPORT_FILE_NAME), os.path.join(out_dir, FAILED_MARKER_NAME)]
     for split in split_names:
         stale += tf.io.gfile.glob(os.path.join(out_dir, split, TFRECORD_FILE_PREFIX + "-*"))
     for path in stale:
@@ -255,7 +350,7 @@ def ingest(
     dataset_format: str,
     data_dir: str,
     out_dir: str,
-    splits: Sequence[str] = ("train", "val"),
+    splits: Sequence[str] | None = None,
     strict: bool = False,
     beam_pipeline_args: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -272,8 +367,11 @@ def ingest(
         out_dir: Output folder.
         splits: Splits to ingest (VOC list names such as ``train``, ``val``, ``trainval``, ``train_aug``;
             Cityscapes folders). Cityscapes ``test`` is skipped (no usable labels), as the report says.
-        strict: Fail on the first bad pair (an :class:`IngestionError` naming file and reason) instead of
-            quarantining it, and on an empty split.
+            None: those of ``train`` and ``val`` the dataset has (the others are listed as skipped in
+            the report, and which are ingested is logged).
+        strict: Stop at the first bad pair (an :class:`IngestionError` naming file and reason; no report,
+            no shard, ``INGESTION_FAILED.json`` in ``out_dir``) instead of quarantining it, and fail on an
+            empty split.
         beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
             :func:`components.beam_options.ingestion_args` (DirectRunner, multi-threaded).
 
@@ -283,12 +381,18 @@ def ingest(
     Raises:
         IngestionError: Before Beam starts, if the folder is not in the layout, a list file or split
             folder is missing, or no split is left; in strict mode also for an unusable id, an empty split
-            or (after conversion, with the report written) the first quarantined pair.
+            or (stopping the pipeline, see :func:`fail_ingestion`) the first bad pair.
         ValueError: If the format or a split name is invalid.
     """
     dataset = datasets.dataset_name(dataset_format)
     root = datasets.resolve_dataset_root(dataset, str(data_dir))
-    kept, skipped = datasets.partition_splits(dataset, list(splits))
+    if splits is None:
+        kept, skipped = datasets.default_splits(dataset, root)
+        logger.log(logging.WARNING if skipped else logging.INFO,
+                   "ingestion: no splits named: ingesting %s from %s%s", ", ".join(kept), root,
+                   "".join(f"; {item.name}: {item.reason.split(' (')[0]}" for item in skipped))
+    else:
+        kept, skipped = datasets.partition_splits(dataset, list(splits))
     if not kept:
         raise IngestionError(str(data_dir), f"no split left to ingest (requested: {', '.join(splits)})")
     plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
@@ -297,11 +401,19 @@ def ingest(
     staging_dir = os.path.join(out_dir, STAGING_DIR_NAME)
     _remove_previous_outputs(out_dir, kept)
     options = list(beam_pipeline_args) if beam_pipeline_args else beam_options.ingestion_args()
-    with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
-        for plan in plans:
-            _ = (pipeline
-                 | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir)  # pylint: disable=no-value-for-parameter
-                 | f"WriteSplit[{plan.name}]" >> WriteExamples(os.path.join(out_dir, plan.name)))  # pylint: disable=no-value-for-parameter
+    if beam_options.is_local_runner(options):
+        beam_options.bind_local_beam_servers_to_loopback()
+    try:
+        with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
+            for plan in plans:
+                _ = (pipeline
+                     | f"Ingest[{plan.name}]" >> IngestSplit(plan, staging_dir, strict)  # pylint: disable=no-value-for-parameter
+                     | f"WriteSplit[{plan.name}]" >> WriteExamples(os.path.join(out_dir, plan.name)))  # pylint: disable=no-value-for-parameter
+    except Exception as error:  # pylint: disable=broad-except  # marked as failed, then raised again
+        stopped = fail_ingestion(out_dir, staging_dir, [os.path.join(out_dir, split) for split in kept], kept, error)
+        if stopped is not None:
+            raise stopped from None
+        raise
     report_path = os.path.join(out_dir, REPORT_FILE_NAME)
     report = finish_ingestion(staging_dir, report_path, dataset, root, kept, skipped, strict)
     raise_for_report(report, report_path)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,12 +19,35 @@ from typing import Mapping
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from components.core.hyperparams import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
 def local_tracking_uri(output_dir: str | os.PathLike[str]) -> str:
     """The default store of a local run: `sqlite:///<output_dir>/mlflow.db`."""
     return f"sqlite:///{Path(output_dir).resolve() / 'mlflow.db'}"
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Checks that the server of an http(s) tracking URI accepts connections, in one short try, so that
+    a run with an unreachable MLflow server stops before it starts instead of at its last step (where
+    MLflow's client would retry for minutes). Other URIs (a SQLite or file store) are not checked.
+
+    Raises:
+        ConfigError: Naming the URI and why it cannot be reached.
+    """
+    parsed = urllib.parse.urlparse(tracking_uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ConfigError(f"runtime.mlflow_tracking_uri {tracking_uri}: MLflow server unreachable ({reason}); "
+                          "nothing was run") from None
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:

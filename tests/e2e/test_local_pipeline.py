@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mlflow_server import mlflow_server
+from tests.support.sockets import is_loopback, watch_listening
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,8 @@ def pipeline_run(tmp_path_factory):
             "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
             "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc",
             f"runtime.mlflow_tracking_uri={tracking_uri}"])
-        summary = run_local(config, workdir / "out", data_dir=str(workdir / "data"))
+        with watch_listening() as listening:  # this process and its children, the MLflow server included
+            summary = run_local(config, workdir / "out", data_dir=str(workdir / "data"))
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)
@@ -53,7 +55,7 @@ def pipeline_run(tmp_path_factory):
         all_versions = client.search_model_versions("name = 'e2e-voc'")
     return {"workdir": workdir, "summary": summary, "data": data_summary, "run": run, "versions": versions,
             "artifacts": artifacts, "report_artifacts": report_artifacts, "second": second,
-            "all_versions": all_versions}
+            "all_versions": all_versions, "listening": listening}
 
 
 def _artifact_dirs(workdir: Path, component: str, output: str) -> list[str]:
@@ -163,3 +165,11 @@ def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
     assert [version.name for version in pipeline_run["versions"]] == ["e2e-voc"]
     assert "serving_model/saved_model.pb" in pipeline_run["artifacts"]
     assert {"evaluation_report/per_class.json", "evaluation_report/per_class.md", "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])
+
+
+def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
+    """Beam's DirectRunner servers (ExampleGen: worker pool, control, data, state, logging) and the
+    MLflow server were seen, all on loopback."""
+    listening = pipeline_run["listening"]
+    assert len(listening) >= 5
+    assert not sorted(entry for entry in listening if not is_loopback(entry[1]))
