@@ -39,12 +39,12 @@ from components.core.label_maps import IGNORE_LABEL
 
 # Index of each step's seed in the split of an example's seed (fixed, so one step's draws never depend on
 # which other steps are on).
-_SCALE, _FLIP, _ROTATION, _COLOR, _BLUR, _CUTMIX = range(6)
-_NUM_STEPS = 6
+_SCALE, _FLIP, _ROTATION, _COLOR, _BLUR = range(5)
+_NUM_STEPS = 5
 
 
 def step_seeds(seed) -> tf.Tensor:
-    """Splits an example's int64 [2] seed into one independent [2] seed per step: an int64 [6, 2] tensor."""
+    """Splits an example's int64 [2] seed into one independent [2] seed per step: an int64 [5, 2] tensor."""
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=_NUM_STEPS)
 
 
