@@ -152,7 +152,8 @@ def measure(root: Path, architecture: str, args) -> dict:
     strategy = strategy_lib.make_strategy()
     train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, args.batch_size,
                               augmentation=config.training.augmentation, seed=0,
-                              shuffle_buffer=config.training.shuffle_buffer)
+                              shuffle_buffer=config.training.shuffle_buffer,
+                              image_size=config.model.image_size)
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()
                   .batch(args.batch_size).prefetch(tf.data.AUTOTUNE))

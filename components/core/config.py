@@ -12,7 +12,8 @@
         schedule      ScheduleConfig        "cosine" | "poly" | "constant", warm-up
         loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice",
                                             class weights "none" | "inverse_frequency" | "median_frequency"
-        augmentation  AugmentationConfig    random horizontal flip
+        augmentation  AugmentationConfig    horizontal flip, and its sub-sections:
+          scale, rotation, color_jitter, blur, cutmix   (each with `enabled` and its ranges)
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
       export      ExportConfig        the served model: largest image it accepts
       evaluation  EvaluationConfig    blessing thresholds
@@ -35,7 +36,9 @@ from components.core.hyperparams import Config, ConfigError, require
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
-           "AugmentationConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
+           "AugmentationConfig", "ScaleAugmentationConfig", "RotationAugmentationConfig", "ColorJitterConfig",
+           "BlurAugmentationConfig", "CutMixConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig",
+           "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
@@ -306,14 +309,142 @@ class LossConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ScaleAugmentationConfig(Config):
+    """Random scaling of the whole image, then a random crop (or padding) to the model's input size.
+
+    The transform graph's output (already at the model's input size) is the base resolution.
+
+    Attributes:
+        enabled: scale each example by a factor drawn uniformly from [min_scale, max_scale] (bilinear
+            for the image, nearest for the mask), then take a random window of the input size; where the
+            scaled image is smaller the window is padded with the dataset's mean pixel and the mask with
+            the ignore label. Off: only a crop/pad at scale 1 (nothing when the sizes already match).
+        min_scale: smallest factor (DeepLab: 0.5).
+        max_scale: largest factor (DeepLab: 2.0).
+    """
+
+    enabled: bool = True
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+
+    def validate(self) -> None:
+        require(self.min_scale > 0, "min_scale", "must be positive")
+        require(self.max_scale >= self.min_scale, "max_scale", f"must be at least min_scale ({self.min_scale})")
+        require(self.max_scale <= 8.0, "max_scale", "must be at most 8")
+
+
+@dataclasses.dataclass(frozen=True)
+class RotationAugmentationConfig(Config):
+    """Random rotation about the image centre (after scale and crop).
+
+    Attributes:
+        enabled: rotate each example by an angle drawn uniformly from [-max_degrees, max_degrees];
+            bilinear for the image, nearest for the mask; pixels rotated in from outside are the mean
+            pixel in the image and the ignore label in the mask.
+        max_degrees: largest angle either way, in [0, 180).
+    """
+
+    enabled: bool = False
+    max_degrees: float = 30.0
+
+    def validate(self) -> None:
+        require(0.0 <= self.max_degrees < 180.0, "max_degrees", "must be in [0, 180)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorJitterConfig(Config):
+    """Random photometric changes of the image (never of the mask), on pixels scaled to [0, 1] and
+    clipped to that range after each step (`tf.image.stateless_random_*`); 0 turns one step off.
+
+    Attributes:
+        enabled: apply the steps below, in this order.
+        brightness: adds a delta drawn from [-brightness, brightness] (a fraction of the full range), in [0, 1].
+        contrast: scales the distance to the mean by a factor in [1 - contrast, 1 + contrast], in [0, 1).
+        saturation: scales the saturation by a factor in [1 - saturation, 1 + saturation], in [0, 1).
+        hue: shifts the hue by a delta drawn from [-hue, hue] (a fraction of the colour circle), in [0, 0.5].
+    """
+
+    enabled: bool = False
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.2
+
+    def validate(self) -> None:
+        require(0.0 <= self.brightness <= 1.0, "brightness", "must be in [0, 1]")
+        require(0.0 <= self.contrast < 1.0, "contrast", "must be in [0, 1)")
+        require(0.0 <= self.saturation < 1.0, "saturation", "must be in [0, 1)")
+        require(0.0 <= self.hue <= 0.5, "hue", "must be in [0, 0.5]")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlurAugmentationConfig(Config):
+    """Random Gaussian blur of the image (never of the mask), separable, borders mirrored.
+
+    Attributes:
+        enabled: blur each example with probability `probability`.
+        probability: in [0, 1].
+        min_sigma: smallest standard deviation, in pixels of the base resolution.
+        max_sigma: largest standard deviation (at most 5); the kernel spans 3 sigma either way.
+    """
+
+    enabled: bool = False
+    probability: float = 0.5
+    min_sigma: float = 0.1
+    max_sigma: float = 2.0
+
+    def validate(self) -> None:
+        require(0.0 <= self.probability <= 1.0, "probability", "must be in [0, 1]")
+        require(self.min_sigma > 0, "min_sigma", "must be positive")
+        require(self.max_sigma >= self.min_sigma, "max_sigma", f"must be at least min_sigma ({self.min_sigma})")
+        require(self.max_sigma <= 5.0, "max_sigma", "must be at most 5")
+
+
+@dataclasses.dataclass(frozen=True)
+class CutMixConfig(Config):
+    """CutMix (Yun et al. 2019) between the examples of a training batch, image and mask alike.
+
+    Attributes:
+        enabled: with probability `probability`, paste into an example a box of another example of the
+            batch (a random pairing), at the same place in image and mask; the box covers a fraction of
+            the image drawn uniformly from [0, 1] (CutMix's alpha = 1), its centre uniform.
+        probability: in [0, 1].
+    """
+
+    enabled: bool = False
+    probability: float = 0.5
+
+    def validate(self) -> None:
+        require(0.0 <= self.probability <= 1.0, "probability", "must be in [0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
 class AugmentationConfig(Config):
-    """Augmentation of training batches (never of evaluation data); image and mask always move together.
+    """Augmentation of training examples (never of evaluation data), drawn anew every epoch; image and mask
+    always move together (`components.core.augmentation`). Geometric steps, in order: scale and crop,
+    horizontal flip, rotation, all in one resampling; photometric steps (colour jitter, blur) come
+    before them, so padding stays the mean pixel. CutMix follows, between examples of a batch.
 
     Attributes:
         horizontal_flip: flip each example left-right with probability 1/2.
+        scale: random scale and crop (on by default: DeepLab's 0.5 to 2.0).
+        rotation: random rotation (off by default).
+        color_jitter: random brightness, contrast, saturation and hue (off by default).
+        blur: random Gaussian blur (off by default).
+        cutmix: CutMix between examples of a batch (off by default).
     """
 
     horizontal_flip: bool = True
+    scale: ScaleAugmentationConfig = dataclasses.field(default_factory=ScaleAugmentationConfig)
+    rotation: RotationAugmentationConfig = dataclasses.field(default_factory=RotationAugmentationConfig)
+    color_jitter: ColorJitterConfig = dataclasses.field(default_factory=ColorJitterConfig)
+    blur: BlurAugmentationConfig = dataclasses.field(default_factory=BlurAugmentationConfig)
+    cutmix: CutMixConfig = dataclasses.field(default_factory=CutMixConfig)
+
+    @property
+    def geometric(self) -> bool:
+        """Whether any step moves pixels (flip, scale, rotation)."""
+        return self.horizontal_flip or self.scale.enabled or self.rotation.enabled
 
 
 @dataclasses.dataclass(frozen=True)

@@ -95,7 +95,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 steps_per_epoch, global_batch)
     train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, global_batch,
                               augmentation=training.augmentation, seed=training.seed,
-                              shuffle_buffer=training.shuffle_buffer)
+                              shuffle_buffer=training.shuffle_buffer, image_size=config.model.image_size)
     eval_data = make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, global_batch)
     with strategy.scope():
         model = build_compiled_model(config, label_map, total_steps, global_batch, class_weights)
