@@ -15,6 +15,7 @@
         augmentation  AugmentationConfig    random horizontal flip
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
       evaluation  EvaluationConfig    blessing thresholds
+      export      ExportConfig        TFLite models: calibration, accepted mIoU loss, latency runs
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
 
 Sizes are always (height, width). Only the model's selected architecture sub-section is used; the other
@@ -34,7 +35,7 @@ from components.core.hyperparams import Config, ConfigError, require
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
-           "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
+           "AugmentationConfig", "EvaluationConfig", "ExportConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
@@ -403,6 +404,34 @@ class EvaluationConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """The TFLite models of every trained model (float32, dynamic-range and full-integer int8), each
+    evaluated on the evaluation split with the Evaluator's metric code (`components.core.tflite`).
+
+    Attributes:
+        calibration_examples: training examples in the int8 model's representative dataset, chosen
+            greedily so that every class present in the training split is covered first.
+        max_miou_drop: the most mIoU a TFLite model may lose against the trained model itself (the
+            SavedModel, scored the same way on the same examples); a model beyond it is refused: the
+            run log and the side JSON say so, and it is not written among the pushable files. 0.01 =
+            one mIoU point.
+        latency_runs: single-image inferences timed per model (the median is reported).
+        num_threads: threads of the TFLite interpreter; 0 means one per core.
+    """
+
+    calibration_examples: int = 100
+    max_miou_drop: float = 0.01
+    latency_runs: int = 5
+    num_threads: int = 0
+
+    def validate(self) -> None:
+        require(self.calibration_examples >= 1, "calibration_examples", "must be at least 1")
+        require(0.0 <= self.max_miou_drop <= 1.0, "max_miou_drop", "must be in [0, 1]")
+        require(self.latency_runs >= 1, "latency_runs", "must be at least 1")
+        require(self.num_threads >= 0, "num_threads", "must be 0 (one per core) or more")
+
+
+@dataclasses.dataclass(frozen=True)
 class RuntimeConfig(Config):
     """Where and how the pipeline runs.
 
@@ -481,6 +510,7 @@ class PipelineConfig(Config):
     preprocessing: PreprocessingConfig = dataclasses.field(default_factory=PreprocessingConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
     def trainer_sections(self) -> dict[str, Any]:
