@@ -15,8 +15,9 @@ logits [B, H, W, C]), in `VARIANTS` order:
   need) and lets an application take the class id as the argmax of the int8 output directly (the scale
   is positive, so argmax commutes with dequantization). The parameters travel in the side JSON.
 
-Every variant has a dynamic batch dimension (shape [1, H, W, 3], signature [-1, H, W, 3]): a mobile
-application uses it as is, the evaluation resizes it to its batch.
+Every variant takes one image (input [1, H, W, 3], a static shape): with a dynamic batch dimension the
+interpreter's default XNNPACK delegate refuses the graph ("only supports static-sized tensors") and the
+int8 model ran ~12x slower than float32 here instead of faster. Batches are run image by image.
 
 :class:`TFLiteSegmenter` runs a model with ``tf.lite.Interpreter`` (quantizing int8 input itself) and
 returns class ids; :func:`median_latency_ms` times single images. :func:`evaluate_predictors` scores any
@@ -58,7 +59,7 @@ ClassIdPredictor = Callable[[np.ndarray], np.ndarray]
 
 
 def logits_function(model: Callable, image_size: Sequence[int]) -> tf.types.experimental.ConcreteFunction:
-    """The concrete function images [None, H, W, 3] float32 -> `model(images, training=False)`.
+    """The concrete function images [1, H, W, 3] float32 -> `model(images, training=False)`.
 
     Args:
         model: a Keras model, or a Keras model loaded back with `tf.saved_model.load` (the exported
@@ -66,7 +67,7 @@ def logits_function(model: Callable, image_size: Sequence[int]) -> tf.types.expe
         image_size: (height, width) the model was trained at.
     """
     height, width = (int(side) for side in image_size)
-    spec = tf.TensorSpec([None, height, width, 3], tf.float32, name="image")
+    spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
     return tf.function(lambda image: model(image, training=False), input_signature=[spec]).get_concrete_function()
 
 
@@ -170,18 +171,9 @@ class TFLiteSegmenter:
         self.model_content = model_content
         self._interpreter = tf.lite.Interpreter(model_content=model_content,
                                                 num_threads=num_threads or os.cpu_count() or 1)
+        self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
-        self._batch = None
-        self._resize(1)
-
-    def _resize(self, batch: int) -> None:
-        if batch != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], [batch, *self._input["shape"][1:]])
-            self._interpreter.allocate_tensors()
-            self._input = self._interpreter.get_input_details()[0]
-            self._output = self._interpreter.get_output_details()[0]
-            self._batch = batch
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -191,7 +183,7 @@ class TFLiteSegmenter:
     def tensor_descriptions(self) -> dict:
         """The input and output tensors as a mobile application needs them: name, shape (batch 1), dtype and
         quantization parameters (`{"scale", "zero_point"}`, None for a float tensor)."""
-        return {role: {"name": details["name"], "shape": [1, *(int(side) for side in details["shape"][1:])],
+        return {role: {"name": details["name"], "shape": [int(side) for side in details["shape"]],
                        "dtype": np.dtype(details["dtype"]).name, "quantization": _quantization(details)}
                 for role, details in (("input", self._input), ("output", self._output))}
 
@@ -206,13 +198,15 @@ class TFLiteSegmenter:
         return np.clip(quantized, info.min, info.max).astype(self.input_dtype)
 
     def raw_output(self, images: np.ndarray) -> np.ndarray:
-        """Runs the model on a batch of preprocessed float32 images; returns the output tensor as it comes
-        (float32 logits, or int8 quantized logits)."""
+        """Runs the model on a batch of preprocessed float32 images (one invocation per image); returns the
+        output tensor as it comes (float32 logits, or int8 quantized logits), [B, H, W, C]."""
         images = self.quantize_input(images)
-        self._resize(images.shape[0])
-        self._interpreter.set_tensor(self._input["index"], images)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output["index"])
+        outputs = []
+        for image in images:
+            self._interpreter.set_tensor(self._input["index"], image[None])
+            self._interpreter.invoke()
+            outputs.append(self._interpreter.get_tensor(self._output["index"]))
+        return np.concatenate(outputs)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Float32 logits [B, H, W, C] (dequantized for the int8 model)."""

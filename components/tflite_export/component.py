@@ -185,7 +185,7 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
     document = {
         "image_size": list(measured.image_size),
         "input": {
-            "layout": "NHWC float32 RGB (int8 for the int8 model), batch 1 (resizable)",
+            "layout": "NHWC float32 RGB (int8 for the int8 model), one image: [1, H, W, 3]",
             "preprocessing": f"{fitting}; then x = (pixel - normalization_mean) / normalization_std per channel, "
                              "pixels 0-255; the int8 model's input is q = round(x / scale) + zero_point, clipped "
                              "to [-128, 127] (its input quantization)",
