@@ -54,7 +54,8 @@ def trained():
     calibration = images[tflite.select_calibration_examples(
         [np.unique(mask).tolist() for mask in masks], count=16)]
     # The dynamic-range variant is converted and checked in the TFLiteExport component's test.
-    converted = {variant: tflite.convert(model, SIZE, variant, calibration) for variant in (tflite.FLOAT32, tflite.INT8)}
+    converted = {variant: tflite.convert(model, SIZE, variant, calibration)
+                 for variant in (tflite.FLOAT32, tflite.INT8)}
     return {"model": model, "images": test_images, "masks": test_masks, "tflite": converted}
 
 

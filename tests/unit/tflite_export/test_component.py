@@ -126,7 +126,8 @@ def test_a_variant_beyond_the_tolerance_is_refused_logged_and_kept_out_of_the_pu
         refused = write_tflite_models(measured, label_map, "val", "fit", 0.01, str(tmp_path))
     assert [refused["variants"][variant]["status"] for variant in tflite.VARIANTS] == \
         ["accepted", "accepted", "refused"]
-    assert refused["variants"][tflite.INT8]["file"] == f"{artifacts.TFLITE_REFUSED_DIR}/{artifacts.TFLITE_FILES['int8']}"
+    assert refused["variants"][tflite.INT8]["file"] == \
+        f"{artifacts.TFLITE_REFUSED_DIR}/{artifacts.TFLITE_FILES['int8']}"
     assert refused["variants"][tflite.INT8]["miou_drop"] == pytest.approx(0.02)
     assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".tflite")) == \
         sorted(artifacts.TFLITE_FILES[variant] for variant in (tflite.FLOAT32, tflite.DYNAMIC_RANGE))
