@@ -38,6 +38,24 @@ MODEL_INFO_FILE = "segpipe_model.json"
 """Beside the served SavedModel: label map, class names and colours, input size, ignore label."""
 
 
+TFLITE_FILES = {"float32": "model_float32.tflite", "dynamic_range": "model_dynamic_range.tflite",
+                "int8": "model_int8.tflite"}
+"""In a TFLiteModels artifact: the accepted TFLite model of each variant (`components.core.tflite.VARIANTS`)."""
+
+TFLITE_REFUSED_DIR = "refused"
+"""In a TFLiteModels artifact: models beyond the accepted mIoU loss, kept for inspection only (never pushed)."""
+
+TFLITE_METADATA_FILE = "tflite_models.json"
+"""In a TFLiteModels artifact: per variant its file (or refusal), scores, size and latency; the input's
+normalisation and quantization parameters; the class names and colours (the mobile application's side file)."""
+
+
+class TFLiteModels(artifact.Artifact):
+    """A folder of TFLite models of one trained model and their side JSON, written by TFLiteExport."""
+
+    TYPE_NAME = "segpipe.TFLiteModels"
+
+
 class SegmentationReport(artifact.Artifact):
     """A folder of evaluation report files (tables, confusion matrix, overlays), written by EvaluationReport."""
 

@@ -2,6 +2,7 @@
 
 ExampleGen (VOC / Cityscapes layout) -> StatisticsGen -> ImportSchemaGen (schemas/raw_schema.pbtxt)
 -> ExampleValidator -> Transform (analyze the train split; graph applied in the Trainer) -> Trainer
+-> TFLiteExport (float32, dynamic-range and int8 TFLite models, each scored on the eval split)
 -> latest-blessed-model resolver -> Evaluator (TFMA segmentation metrics per slice, blessing on mIoU)
 -> EvaluationReport (tables, confusion matrix, overlays) -> Pusher -> MlflowTracker.
 
@@ -22,6 +23,7 @@ from components.core.label_maps import load_label_map, schemas_dir
 from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
+from components.tflite_export.component import TFLiteExport
 from components.tracking.component import MlflowTracker
 from components.core.config import PipelineConfig
 from components.trainer.run import trainer_custom_config
@@ -91,6 +93,14 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=[train_split], num_steps=config.training.total_steps),
         eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=config.training.eval_steps),
         custom_config=trainer_custom_config(config, label_map.name))
+    tflite_export = TFLiteExport(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        label_map=label_map.name,
+        train_split=train_split,
+        eval_split=eval_split,
+        resize=config.preprocessing.resize,
+        export_config=json.dumps(config.export.to_dict(), sort_keys=True))
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -130,7 +140,7 @@ def create_pipeline(
         run_params=json.dumps(config.flat()),
         artifact_location=artifact_location).with_id(TRACKER_ID)
 
-    components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+    components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, tflite_export,
                   model_resolver, evaluator, report, pusher, tracker]
     for component in components:
         if component.id in (component_beam_pipeline_args or {}):

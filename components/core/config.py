@@ -15,7 +15,7 @@
         augmentation  AugmentationConfig    horizontal flip, and its sub-sections:
           scale, rotation, color_jitter, blur, cutmix   (each with `enabled` and its ranges)
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
-      export      ExportConfig        the served model: largest image it accepts
+      export      ExportConfig        served model's largest image; TFLite calibration, accepted mIoU loss
       evaluation  EvaluationConfig    blessing thresholds
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
 
@@ -536,18 +536,37 @@ class EvaluationConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig(Config):
-    """What the Trainer exports besides the weights (`components/trainer/export.py`).
+    """What the Trainer exports besides the weights, and the TFLite models of every trained model.
 
     Attributes:
-        max_image_pixels: the served model's image-bytes signature refuses an image of more pixels
-            (height x width) than this, with an error naming both, before decoding it at full size
-            for the transform; the default admits a Cityscapes frame (2048 x 1024) and a 12-megapixel photo.
+        max_image_pixels: the served model's image-bytes signature (`components/trainer/export.py`) refuses
+            an image of more pixels (height x width) than this, with an error naming the limit, before
+            decoding it at full size for the transform; the default admits a Cityscapes frame
+            (2048 x 1024) and a 12-megapixel photo.
+        calibration_examples: training examples in the int8 TFLite model's representative dataset, chosen
+            greedily so that every class present in the training split is covered first
+            (`components.core.tflite`: float32, dynamic-range and full-integer int8 models, each
+            evaluated on the evaluation split with the Evaluator's metric code).
+        max_miou_drop: the most mIoU a TFLite model may lose against the trained model itself (the
+            SavedModel, scored the same way on the same examples); a model beyond it is refused: the
+            run log and the side JSON say so, and it is not written among the pushable files. 0.01 =
+            one mIoU point.
+        latency_runs: single-image inferences timed per model (the median is reported).
+        num_threads: threads of the TFLite interpreter; 0 means one per core.
     """
 
     max_image_pixels: int = 4096 * 3072
+    calibration_examples: int = 100
+    max_miou_drop: float = 0.01
+    latency_runs: int = 5
+    num_threads: int = 0
 
     def validate(self) -> None:
         require(self.max_image_pixels >= 1, "max_image_pixels", "must be at least 1")
+        require(self.calibration_examples >= 1, "calibration_examples", "must be at least 1")
+        require(0.0 <= self.max_miou_drop <= 1.0, "max_miou_drop", "must be in [0, 1]")
+        require(self.latency_runs >= 1, "latency_runs", "must be at least 1")
+        require(self.num_threads >= 0, "num_threads", "must be 0 (one per core) or more")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -616,7 +635,7 @@ class PreprocessingConfig(Config):
         require(self.normalization in NORMALIZATIONS, "normalization", _one_of(NORMALIZATIONS))
 
 
-TRAINER_SECTIONS = ("model", "training", "export")
+TRAINER_SECTIONS = ("model", "training")
 """The sections training depends on: the Trainer's `custom_config` (hence TFX's cache key) holds only these."""
 
 

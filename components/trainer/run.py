@@ -34,10 +34,14 @@ logger = logging.getLogger(__name__)
 LABEL_MAP_KEY = "label_map"
 """`custom_config` key of the label map's name, beside the `TRAINER_SECTIONS`."""
 
+MAX_IMAGE_PIXELS_KEY = "max_image_pixels"
+"""`custom_config` key of `export.max_image_pixels` (the only export setting the Trainer's export uses)."""
+
 
 def trainer_custom_config(config: PipelineConfig, label_map_name: str) -> dict:
     """The Trainer's `custom_config`: only what training depends on, so that TFX's cache key is exactly that."""
-    return {**config.trainer_sections(), LABEL_MAP_KEY: label_map_name}
+    return {**config.trainer_sections(), LABEL_MAP_KEY: label_map_name,
+            MAX_IMAGE_PIXELS_KEY: config.export.max_image_pixels}
 
 
 class StopAtStep(keras.callbacks.Callback):
@@ -72,7 +76,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     configuration and the label map's name.
     """
     strategy = strategy_lib.make_strategy()  # before any other TensorFlow op (multi-worker needs it)
-    config = PipelineConfig.from_dict({name: fn_args.custom_config.get(name, {}) for name in TRAINER_SECTIONS})
+    config = PipelineConfig.from_dict({name: fn_args.custom_config[name] for name in TRAINER_SECTIONS})
+    max_image_pixels = int(fn_args.custom_config.get(MAX_IMAGE_PIXELS_KEY, config.export.max_image_pixels))
     label_map = load_label_map(fn_args.custom_config[LABEL_MAP_KEY])
     transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     training = config.training
@@ -131,7 +136,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE), "w") as history_file:
             json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, history_file)
     export_dir = strategy_lib.worker_export_dir(fn_args.serving_model_dir)
-    export_serving_model(model, transform_output, export_dir, label_map, config.export.max_image_pixels)
+    export_serving_model(model, transform_output, export_dir, label_map, max_image_pixels)
     if strategy_lib.is_chief():
         logger.info("Exported the serving model to %s", export_dir)
     else:

@@ -18,8 +18,8 @@ def test_compiles_every_component_into_a_spec_kfp_loads(tmp_path):
     spec = yaml.safe_load(spec_path.read_text())
     tasks = set(spec["root"]["dag"]["tasks"])
     assert {"SegmentationExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
-            "Trainer", "latest_blessed_model_resolver-model-resolver", "Evaluator", "EvaluationReport", "Pusher",
-            "MlflowTracker"} <= tasks
+            "Trainer", "TFLiteExport", "latest_blessed_model_resolver-model-resolver", "Evaluator",
+            "EvaluationReport", "Pusher", "MlflowTracker"} <= tasks
     images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()
               if "container" in executor}
     assert images == {"registry.example/segpipe:1"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from components.core import sample_data
 from pipeline.config import DEFAULT_CONFIG, load_config
 from components.beam_options import LOCAL_WORKER_ENVIRONMENT_FLAG, local_component_args, local_pipeline_args
@@ -23,11 +25,16 @@ def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
                          component_beam_pipeline_args={"Evaluator": EVALUATOR_BEAM_ARGS})
     by_id = {component.id: component for component in pipeline.components}
     assert set(by_id) == {"SegmentationExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                          "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator",
+                          "Transform", "Trainer", "TFLiteExport", "latest_blessed_model_resolver", "Evaluator",
                           "EvaluationReport", "Pusher", "MlflowTracker"}
     assert by_id["Trainer"].inputs["transform_graph"].producer_component_id == "Transform"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert by_id["TFLiteExport"].inputs["model"].producer_component_id == "Trainer"
+    assert by_id["TFLiteExport"].inputs["examples"].producer_component_id == "SegmentationExampleGen"
+    assert by_id["TFLiteExport"].exec_properties["train_split"] == "train"
+    assert by_id["TFLiteExport"].exec_properties["eval_split"] == "val"
+    assert json.loads(by_id["TFLiteExport"].exec_properties["export_config"])["max_miou_drop"] == 0.01
     # Pipeline-wide Beam arguments come first, the Evaluator's own override them.
     assert by_id["Evaluator"].executor_spec.beam_pipeline_args[-2:] == list(EVALUATOR_BEAM_ARGS)
     assert by_id["Transform"].executor_spec.beam_pipeline_args == ["--direct_running_mode=multi_processing"]
