@@ -129,7 +129,7 @@ def measure(model_dir: str, examples_uri: str, label_map: LabelMap, train_split:
         config: the `export` section.
     """
     serving = tf.saved_model.load(model_dir)
-    transform = serving.signatures["transform_features"]
+    transform = serving.signatures[artifacts.TRANSFORM_FEATURES]
     train_records, eval_records = split_records(examples_uri, train_split), split_records(examples_uri, eval_split)
     representative, calibration = calibration_images(transform, train_records, config.calibration_examples)
     image_size = tuple(int(side) for side in representative.shape[1:3])
