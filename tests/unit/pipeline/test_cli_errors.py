@@ -209,7 +209,7 @@ def test_a_failing_step_ends_with_a_summary_of_what_finished_and_what_did_not(vo
         "  finished:     ImportSchemaGen",
         "  failed:       SegmentationExampleGen",
         "  not run:      latest_blessed_model_resolver, StatisticsGen, Transform, ExampleValidator, Trainer, "
-        "Evaluator, EvaluationReport, Pusher, MlflowTracker",
+        "Evaluator, TFLiteExport, EvaluationReport, Pusher, MlflowTracker",
         f"  outputs so far: {out / 'tfx'}; run again with --verbose for the traceback"]
 
 
