@@ -70,7 +70,8 @@ def predict_files(model_dir: Path, inputs: list[Path], out_dir: Path) -> dict:
     import tensorflow as tf
 
     files = image_files(inputs)
-    model, signature, info = load_served_model(model_dir)
+    # Keep `model` referenced while `signature` runs: a loaded signature needs its SavedModel object alive.
+    model, signature, info = load_served_model(model_dir)  # noqa: F841
     palette = load_label_map(info["label_map"]).palette()
     written, failed = [], []
     for index, (path, relative) in enumerate(files, start=1):
@@ -90,6 +91,5 @@ def predict_files(model_dir: Path, inputs: list[Path], out_dir: Path) -> dict:
         written.append(str(target))
         if index % 50 == 0 or index == len(files):
             logger.info("Predicted %d/%d images", index, len(files))
-    del model
     return {"model": str(model_dir), "label_map": info["label_map"], "images": len(files),
             "written": len(written), "failed": failed, "out_dir": os.fspath(out_dir)}
