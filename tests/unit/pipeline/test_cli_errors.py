@@ -163,13 +163,19 @@ def test_every_option_of_every_subcommand_has_help_saying_its_default():
             assert action.required or "default" in rendered, f"segpipe {name} {action.option_strings}: {rendered!r}"
 
 
-def test_strict_ingest_stops_at_a_truncated_jpeg_without_traceback_and_marks_the_folder(voc_dir, tmp_path, capsys):
+def _copy_with_a_truncated_jpeg(voc_dir, tmp_path):
+    """A copy of the VOC dataset whose first training image is cut to 200 bytes: (data folder, image, its id)."""
     data = tmp_path / "data"
     shutil.copytree(voc_dir, data)
     root = data / "VOCdevkit" / "VOC2012"
     bad_id = (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
     image = root / "JPEGImages" / f"{bad_id}.jpg"
     image.write_bytes(image.read_bytes()[:200])
+    return data, image, bad_id
+
+
+def test_strict_ingest_stops_at_a_truncated_jpeg_without_traceback_and_marks_the_folder(voc_dir, tmp_path, capsys):
+    data, image, bad_id = _copy_with_a_truncated_jpeg(voc_dir, tmp_path)
     assert main(["ingest", "--format", "voc", "--data-dir", str(data), "--out", str(tmp_path / "out"),
                  "--strict"]) == 2
     err = capsys.readouterr().err
@@ -191,12 +197,7 @@ def test_compile_requires_the_dataset_uri(tmp_path, capsys):
 
 
 def test_a_failing_step_ends_with_a_summary_of_what_finished_and_what_did_not(voc_dir, tmp_path, capsys):
-    data = tmp_path / "data"
-    shutil.copytree(voc_dir, data)
-    root = data / "VOCdevkit" / "VOC2012"
-    bad_id = (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()[0]
-    image = root / "JPEGImages" / f"{bad_id}.jpg"
-    image.write_bytes(image.read_bytes()[:200])
+    data, image, bad_id = _copy_with_a_truncated_jpeg(voc_dir, tmp_path)
     out = tmp_path / "out"
     assert main(["run", "--data-dir", str(data), "--output", str(out), "--set", "data.strict=true"]) == 2
     err = capsys.readouterr().err
