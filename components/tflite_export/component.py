@@ -180,8 +180,12 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
             logger.warning("TFLite %s REFUSED: mIoU %.4f is %.4f below the SavedModel's %.4f, more than "
                            "export.max_miou_drop %.4f; written to %s for inspection only, not pushable",
                            variant, result.miou or 0.0, drop, reference_miou or 0.0, max_miou_drop, relative_path)
-    fitting = ("resize the image so that it fits image_size keeping its aspect ratio (bilinear) and pad the bottom "
-               "and right with padding_pixel" if resize == "fit" else "resize the image to image_size (bilinear)")
+    fitting = {
+        "fit": "resize the image so that it fits image_size keeping its aspect ratio (bilinear) and pad the bottom "
+               "and right with padding_pixel",
+        "fill": "resize the image so that it covers image_size keeping its aspect ratio (bilinear) and crop its "
+                "centre to image_size",
+    }.get(resize, "resize the image to image_size (bilinear)")
     document = {
         "image_size": list(measured.image_size),
         "input": {
@@ -196,7 +200,8 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
         },
         "output": "per-class logits [1, H, W, classes] (int8 ones quantized with the output's scale and zero "
                   "point); a pixel's class id is the argmax over the last axis; with fit, crop to the part the "
-                  "image covers before resizing back to the image",
+                  "image covers before resizing back to the image; with fill, extend the map over the cropped-away "
+                  "borders by repeating its edge",
         "classes": [{"id": class_id, "name": name, "color": list(color)}
                     for class_id, (name, color) in enumerate(zip(label_map.class_names, label_map.colors))],
         "label_map": label_map.name,
