@@ -39,7 +39,6 @@ from components.core.label_maps import LabelMap, load_label_map
 
 logger = logging.getLogger(__name__)
 
-SERVING_MODEL_DIR = "Format-Serving"
 REFERENCE = "saved_model"
 """The side JSON's name of the trained model itself (the SavedModel's network), the reference of every variant."""
 TRANSFORM_BATCH = 8
@@ -237,8 +236,8 @@ def TFLiteExport(
     """
     labels = load_label_map(label_map)
     config = ExportConfig.from_dict(json.loads(export_config))
-    measured = measure(os.path.join(model.uri, SERVING_MODEL_DIR), examples.uri, labels, train_split, eval_split,
-                       config)
+    measured = measure(os.path.join(model.uri, artifacts.SERVING_MODEL_DIR), examples.uri, labels, train_split,
+                       eval_split, config)
     document = write_tflite_models(measured, labels, eval_split, resize, config.max_miou_drop, tflite_models.uri)
     for variant, report in document["variants"].items():
         tflite_models.set_float_custom_property(f"miou_{variant}", float(report["miou"] or 0.0))
