@@ -153,6 +153,14 @@ def content_masks(contents: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.logical_and(rows, cols)
 
 
+def model_input(images: tf.Tensor, contents: tf.Tensor, size: tuple[int, int], padding_pixel, mean, std) -> tf.Tensor:
+    """The normalised model input: images [B, h, w, 3] (pixels 0-255) with their padding (outside
+    `content_masks(contents, size)`) set to `padding_pixel`, then (x - mean) / std per channel."""
+    covered = content_masks(contents, size)
+    images = tf.where(covered[..., None], images, tf.cast(padding_pixel, tf.float32))
+    return (images - tf.cast(mean, tf.float32)) / tf.cast(std, tf.float32)
+
+
 def class_pixel_counts(masks: tf.Tensor, num_classes: int) -> tf.Tensor:
     """int64 [B, num_classes]: pixels of each class per mask (ids >= num_classes, the ignore label among
     them, are not counted)."""

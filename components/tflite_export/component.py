@@ -155,7 +155,7 @@ def measure(model_dir: str, examples_uri: str, label_map: LabelMap, train_split:
 
 
 def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split: str, resize: str,
-                        max_miou_drop: float, out_dir: str) -> dict:
+                        max_miou_drop: float, out_dir: str, max_image_pixels: int | None = None) -> dict:
     """Writes the accepted TFLite files, the refused ones under `refused/`, and the side JSON; returns the JSON's
     content. A variant is refused when it loses more than `max_miou_drop` mIoU against the SavedModel."""
     reference_miou = measured.results[REFERENCE].miou
@@ -206,6 +206,7 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
         "label_map": label_map.name,
         "ignore_label": label_map.ignore_label,
         "max_miou_drop": max_miou_drop,
+        "max_image_pixels": max_image_pixels or ExportConfig().max_image_pixels,
         "evaluation": {"split": eval_split, "images": measured.results[REFERENCE].num_images},
         "calibration": measured.calibration,
         "reference": {"format": "saved_model", "latency_ms": round(measured.latencies_ms[REFERENCE], 3),
@@ -238,7 +239,8 @@ def TFLiteExport(
     config = ExportConfig.from_dict(json.loads(export_config))
     measured = measure(os.path.join(model.uri, artifacts.SERVING_MODEL_DIR), examples.uri, labels, train_split,
                        eval_split, config)
-    document = write_tflite_models(measured, labels, eval_split, resize, config.max_miou_drop, tflite_models.uri)
+    document = write_tflite_models(measured, labels, eval_split, resize, config.max_miou_drop, tflite_models.uri,
+                                   max_image_pixels=config.max_image_pixels)
     for variant, report in document["variants"].items():
         tflite_models.set_float_custom_property(f"miou_{variant}", float(report["miou"] or 0.0))
     tflite_models.set_float_custom_property(f"miou_{REFERENCE}", float(document["reference"]["miou"] or 0.0))

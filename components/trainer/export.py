@@ -136,7 +136,7 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
         SLICE_FEATURES: slice_features,
     })
     with tf.io.gfile.GFile(os.path.join(export_dir, MODEL_INFO_FILE), "w") as info:
-        json.dump(model_info(model, label_map), info, indent=2)
+        json.dump(model_info(model, label_map, max_image_pixels), info, indent=2)
 
 
 def _one_value_each(values: tf.Tensor) -> tf.SparseTensor:
@@ -146,7 +146,7 @@ def _one_value_each(values: tf.Tensor) -> tf.SparseTensor:
     return tf.SparseTensor(indices, values, tf.stack([count, tf.constant(1, tf.int64)]))
 
 
-def model_info(model: keras.Model, label_map: LabelMap) -> dict:
+def model_info(model: keras.Model, label_map: LabelMap, max_image_pixels: int) -> dict:
     """What a client of the exported model needs to read its output (written as `MODEL_INFO_FILE`)."""
     return {
         "label_map": label_map.name,
@@ -154,6 +154,7 @@ def model_info(model: keras.Model, label_map: LabelMap) -> dict:
         "class_colors": [list(color) for color in label_map.colors],
         "ignore_label": label_map.ignore_label,
         "input_size": [int(side) for side in model.input_shape[1:3]],
+        "max_image_pixels": int(max_image_pixels),
         "signatures": {SERVE_IMAGES: "images: encoded JPEG/PNG [B] -> class_ids, probabilities at each image's size",
                        SERVE_EXAMPLES: "examples: serialized tf.train.Example [B] -> class_ids, probabilities, "
                                        "content_size at the input size"},
