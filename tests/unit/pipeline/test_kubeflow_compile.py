@@ -1,32 +1,128 @@
-"""The same pipeline compiles to a Kubeflow Pipelines v2 spec that kfp itself accepts."""
+"""The same pipeline compiles to a Kubeflow Pipelines v2 spec that kfp itself loads: its components, image,
+edges, Beam arguments, and the runtime parameters (with their defaults) wired into component parameters.
+
+The example Kubeflow config is compiled once for the module (about 15 s)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from pipeline.config import DEFAULT_CONFIG, load_config
-from pipeline.kubeflow_runner import compile_pipeline
+from components import beam_options
+from pipeline.config import CONFIGS_DIR, DEFAULT_CONFIG, load_config
+from pipeline.kubeflow_runner import DEFAULT_TRACKING_URI, RUNTIME_PARAMETERS, compile_pipeline
+
+KUBEFLOW_CONFIG = CONFIGS_DIR / "kubeflow_voc_unet.yaml"
+IMAGE = "registry.example/segpipe:1"
+DATA_ROOT = "gs://bucket/VOCdevkit"
+
+RESOLVER_TASKS = {"latest_blessed_model_resolver-model-resolver", "latest_blessed_model_resolver-model-blessing-resolver"}
+EDGES = {
+    "SegmentationExampleGen": set(),
+    "ImportSchemaGen": set(),
+    "StatisticsGen": {"SegmentationExampleGen"},
+    "ExampleValidator": {"ImportSchemaGen", "StatisticsGen"},
+    "Transform": {"ImportSchemaGen", "SegmentationExampleGen"},
+    "Trainer": {"ImportSchemaGen", "SegmentationExampleGen", "Transform"},
+    "TFLiteExport": {"SegmentationExampleGen", "Trainer"},
+    "latest_blessed_model_resolver-model-resolver": set(),
+    "latest_blessed_model_resolver-model-blessing-resolver": set(),
+    "Evaluator": {"ImportSchemaGen", "SegmentationExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
+    "EvaluationReport": {"Evaluator", "SegmentationExampleGen", "Trainer"},
+    "Pusher": {"Evaluator", "Trainer"},
+    "MlflowTracker": {"EvaluationReport", "Evaluator", "ExampleValidator", "Pusher", "SegmentationExampleGen", "Trainer"},
+}
+"""Each task of the compiled DAG and the tasks it depends on (what `create_pipeline` wires)."""
+
+PARAMETER_INPUTS = {
+    "SegmentationExampleGen": {"input_base": "data_root"},
+    "Trainer": {"training_epochs": "training_epochs", "learning_rate": "learning_rate"},
+    "Evaluator": {"miou_threshold": "miou_threshold"},
+    "MlflowTracker": {name: name for name in RUNTIME_PARAMETERS},
+}
+"""Per task, which of its parameters take which runtime parameter of the pipeline."""
+BEAM_TASKS = ("SegmentationExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
 
-def test_compiles_every_component_into_a_spec_kfp_loads(tmp_path):
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """The example Kubeflow config compiled: its config, the spec as YAML and as kfp loads it."""
     from kfp import components as kfp_components
 
-    config = load_config(DEFAULT_CONFIG, ["runtime.mlflow_tracking_uri=http://mlflow.example:5000"])
-    spec_path = compile_pipeline(config, str(tmp_path / "segpipe.yaml"), data_dir="gs://bucket/voc",
-                                 pipeline_root="gs://bucket/root", image="registry.example/segpipe:1")
-    spec = yaml.safe_load(spec_path.read_text())
-    tasks = set(spec["root"]["dag"]["tasks"])
-    assert {"SegmentationExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
-            "Trainer", "TFLiteExport", "latest_blessed_model_resolver-model-resolver", "Evaluator",
-            "EvaluationReport", "Pusher", "MlflowTracker"} <= tasks
-    images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()
-              if "container" in executor}
-    assert images == {"registry.example/segpipe:1"}
-    kfp_components.load_component_from_file(str(spec_path))
+    config = load_config(KUBEFLOW_CONFIG)
+    path = compile_pipeline(config, str(tmp_path_factory.mktemp("kfp") / "segpipe.yaml"), data_dir=DATA_ROOT,
+                            pipeline_root="gs://bucket/root", image=IMAGE)
+    return {"config": config, "spec": yaml.safe_load(path.read_text()), "text": path.read_text(),
+            "component": kfp_components.load_component_from_file(str(path))}
+
+
+def test_kfp_loads_the_spec_with_its_runtime_parameters_and_their_defaults(compiled):
+    config = compiled["config"]
+    inputs = compiled["component"].component_spec.inputs
+    assert {name: (spec.type, spec.default, spec.optional) for name, spec in inputs.items()} == {
+        "data_root": ("String", DATA_ROOT, True),
+        "training_epochs": ("Integer", config.training.epochs, True),
+        "learning_rate": ("Float", config.training.optimizer.learning_rate, True),
+        "miou_threshold": ("Float", config.evaluation.miou_threshold, True),
+    }
+    assert compiled["component"].name == config.runtime.pipeline_name
+    # The header says the same in words.
+    assert f"#   training_epochs: int = {config.training.epochs}\n" in compiled["text"]
+
+
+def test_every_component_is_a_task_with_its_edges(compiled):
+    tasks = compiled["spec"]["root"]["dag"]["tasks"]
+    assert {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()} == EDGES
+
+
+def test_every_container_runs_the_given_image_and_the_resolvers_none(compiled):
+    spec = compiled["spec"]
+    executors = spec["deploymentSpec"]["executors"]
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        if name in RESOLVER_TASKS:
+            assert set(executor) == {"resolver"}, name
+        else:
+            assert executor["container"]["image"] == IMAGE, name
+
+
+def test_runtime_parameters_reach_the_components_that_use_them(compiled):
+    tasks = compiled["spec"]["root"]["dag"]["tasks"]
+    wired = {name: {parameter: value["componentInputParameter"]
+                    for parameter, value in task.get("inputs", {}).get("parameters", {}).items()
+                    if "componentInputParameter" in value}
+             for name, task in tasks.items()}
+    assert {name: inputs for name, inputs in wired.items() if inputs} == PARAMETER_INPUTS
+    # No runtime parameter was written as a constant inside another parameter (custom_config, a proto).
+    assert "RuntimeParameter" not in compiled["text"]
+    tracker = tasks["MlflowTracker"]["inputs"]["parameters"]
+    assert tracker["tracking_uri"]["runtimeValue"]["constant"] == DEFAULT_TRACKING_URI
+
+
+def test_beam_stages_run_on_the_configured_runner_in_their_pods(compiled):
+    spec = compiled["spec"]
+    expected = beam_options.kubeflow_pipeline_args(compiled["config"].runtime)
+    assert expected == ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    for name in BEAM_TASKS:
+        component = spec["components"][spec["root"]["dag"]["tasks"][name]["componentRef"]["name"]]
+        args = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]["args"]
+        assert args[-len(expected):] == expected, name
+
+
+def test_kubeflow_beam_arguments_follow_runtime_beam():
+    dataflow = load_config(DEFAULT_CONFIG, [
+        "runtime.beam.runner=DataflowRunner",
+        "runtime.beam.args=[--project=p, --region=europe-west1, --temp_location=gs://b/tmp]"])
+    assert beam_options.kubeflow_pipeline_args(dataflow.runtime) == [
+        "--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp"]
+    direct = load_config(DEFAULT_CONFIG, ["runtime.beam_workers=4", "runtime.beam.args=[--s3_endpoint_url=http://m:9000]"])
+    assert beam_options.kubeflow_pipeline_args(direct.runtime) == [
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=4",
+        "--s3_endpoint_url=http://m:9000"]
 
 
 def test_refuses_a_json_output(tmp_path):
     with pytest.raises(ValueError, match="must be written as .yaml"):
         compile_pipeline(load_config(DEFAULT_CONFIG), str(tmp_path / "segpipe.json"), data_dir="gs://b/d",
                          pipeline_root="gs://b/r", image="segpipe:1")
+    assert not (tmp_path / "segpipe.json").exists()
