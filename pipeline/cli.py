@@ -4,7 +4,7 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
                    [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
-    segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI]
+    segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI] [--image IMAGE]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
     segpipe predict --model DIR --out DIR IMAGE_OR_FOLDER [...]
@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "reads the dataset from there)")
     compile_.add_argument("--pipeline-root", default="gs://BUCKET/pipeline_root",
                           help="URI under which the cluster writes artifacts")
-    compile_.add_argument("--image", default="segpipe:latest", help="container image with segpipe installed")
+    compile_.add_argument("--image", default="segpipe:0.1.0",
+                          help="the pipeline image (infra/docker/pipeline.Dockerfile) as the cluster pulls it, "
+                               "e.g. REGISTRY/segpipe:0.1.0 (default: %(default)s)")
     compile_.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                           help="override one configuration value, repeatable (default: none)")
 

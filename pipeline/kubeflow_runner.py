@@ -29,6 +29,10 @@ from pipeline.pipeline import RunParameters, create_pipeline
 DEFAULT_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
 """The MLflow Service of `infra/k8s/mlflow` (name `mlflow`, namespace `mlflow`, port 5000)."""
 
+DEFAULT_IMAGE = "segpipe:0.1.0"
+"""The pipeline image as `infra/docker/pipeline.Dockerfile` builds it and `infra/k8s` names it (before a
+registry prefix is set with kustomize's `images`)."""
+
 RUNTIME_PARAMETERS = {"data_root": str, "training_epochs": int, "learning_rate": float, "miou_threshold": float}
 """Name and type of each runtime parameter of a compiled pipeline (the fields of `RunParameters`)."""
 

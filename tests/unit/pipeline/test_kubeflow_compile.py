@@ -1,7 +1,7 @@
 """The same pipeline compiles to a Kubeflow Pipelines v2 spec that kfp itself loads: its components, image,
 edges, Beam arguments, and the runtime parameters (with their defaults) wired into component parameters.
 
-The example Kubeflow config is compiled once for the module (about 15 s)."""
+The example Kubeflow config on Dataflow is compiled once for the module (about 15 s)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from components import beam_options
 from pipeline.config import CONFIGS_DIR, DEFAULT_CONFIG, load_config
 from pipeline.kubeflow_runner import DEFAULT_TRACKING_URI, RUNTIME_PARAMETERS, compile_pipeline
 
-KUBEFLOW_CONFIG = CONFIGS_DIR / "kubeflow_voc_unet.yaml"
+KUBEFLOW_CONFIG = CONFIGS_DIR / "kubeflow_voc_unet_dataflow.yaml"
 IMAGE = "registry.example/segpipe:1"
 DATA_ROOT = "gs://bucket/VOCdevkit"
 
@@ -46,7 +46,7 @@ BEAM_TASKS = ("SegmentationExampleGen", "StatisticsGen", "Transform", "Evaluator
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    """The example Kubeflow config compiled: its config, the spec as YAML and as kfp loads it."""
+    """The example Kubeflow config (on Dataflow) compiled: its config, the spec as YAML and as kfp loads it."""
     from kfp import components as kfp_components
 
     config = load_config(KUBEFLOW_CONFIG)
@@ -102,7 +102,9 @@ def test_runtime_parameters_reach_the_components_that_use_them(compiled):
 def test_beam_stages_run_on_the_configured_runner_in_their_pods(compiled):
     spec = compiled["spec"]
     expected = beam_options.kubeflow_pipeline_args(compiled["config"].runtime)
-    assert expected == ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert expected == ["--runner=DataflowRunner", "--project=PROJECT", "--region=europe-west1",
+                        "--temp_location=gs://BUCKET/beam-tmp", "--sdk_container_image=REGISTRY/segpipe:0.1.0",
+                        "--experiments=use_runner_v2"]
     for name in BEAM_TASKS:
         component = spec["components"][spec["root"]["dag"]["tasks"][name]["componentRef"]["name"]]
         args = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]["args"]
@@ -115,6 +117,8 @@ def test_kubeflow_beam_arguments_follow_runtime_beam():
         "runtime.beam.args=[--project=p, --region=europe-west1, --temp_location=gs://b/tmp]"])
     assert beam_options.kubeflow_pipeline_args(dataflow.runtime) == [
         "--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp"]
+    assert beam_options.kubeflow_pipeline_args(load_config(CONFIGS_DIR / "kubeflow_voc_unet.yaml").runtime) == [
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     direct = load_config(DEFAULT_CONFIG, ["runtime.beam_workers=4", "runtime.beam.args=[--s3_endpoint_url=http://m:9000]"])
     assert beam_options.kubeflow_pipeline_args(direct.runtime) == [
         "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=4",
