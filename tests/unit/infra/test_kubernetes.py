@@ -130,7 +130,7 @@ def test_secrets_are_generated_from_an_ignored_file_never_committed():
     ignored = subprocess.run(["git", "check-ignore", "-q", "infra/k8s/mlflow/secrets.env"], cwd=REPOSITORY)
     assert ignored.returncode == 0, "infra/k8s/mlflow/secrets.env must be git-ignored"
     tracked = subprocess.run(["git", "ls-files", "infra"], cwd=REPOSITORY, capture_output=True, text=True).stdout
-    assert "secrets.env\n" not in tracked.replace(".example", "")
+    assert not [line for line in tracked.splitlines() if Path(line).name == "secrets.env"]
     example_keys = {line.split("=", 1)[0] for line in SECRETS_EXAMPLE.read_text().splitlines()
                     if line and not line.startswith("#")}
     referenced = {(variable["valueFrom"]["secretKeyRef"]["name"], variable["valueFrom"]["secretKeyRef"]["key"])
@@ -213,8 +213,11 @@ def test_the_trainer_tfjob_runs_the_compiled_trainers_executor_in_the_pipeline_i
         importlib.import_module(module)  # TFX's Kubeflow v2 executor entry point, as compiled specs use it
         class_path = container["args"][container["args"].index("--executor_class_path") + 1]
         assert class_path == f"{executor.__module__}.{executor.__name__}"
-        configmap = _env(container)["EXECUTOR_INPUT"]["valueFrom"]["configMapKeyRef"]
-        assert configmap == {"name": "segpipe-trainer-invocation", "key": "executor_input.json"}
+        for flag, variable, key in (("--json_serialized_invocation_args", "EXECUTOR_INPUT", "executor_input.json"),
+                                    ("--json_serialized_inputs_spec_args", "INPUTS_SPEC", "inputs_spec.json")):
+            assert container["args"][container["args"].index(flag) + 1] == f"$({variable})"
+            configmap = _env(container)[variable]["valueFrom"]["configMapKeyRef"]
+            assert configmap == {"name": "segpipe-trainer-invocation", "key": key}
 
 
 def test_one_image_name_everywhere():

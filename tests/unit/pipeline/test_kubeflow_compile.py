@@ -5,6 +5,8 @@ The example Kubeflow config on Dataflow is compiled once for the module (about 1
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -130,3 +132,50 @@ def test_refuses_a_json_output(tmp_path):
         compile_pipeline(load_config(DEFAULT_CONFIG), str(tmp_path / "segpipe.json"), data_dir="gs://b/d",
                          pipeline_root="gs://b/r", image="segpipe:1")
     assert not (tmp_path / "segpipe.json").exists()
+
+
+def _executor_properties(compiled, task_name: str, run_values: dict) -> dict:
+    """The execution properties TFX's Kubeflow v2 entry point hands the task's executor when a run sets
+    `run_values`: each parameter resolved as KFP resolves it (a constant, or the pipeline input), then
+    parsed with the inputs spec the compiled container passes (`--json_serialized_inputs_spec_args`)."""
+    from google.protobuf import json_format, struct_pb2
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+
+    spec = compiled["spec"]
+    task = spec["root"]["dag"]["tasks"][task_name]
+    args = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]][
+        "container"]["args"]
+    inputs_spec = json_format.Parse(args[args.index("--json_serialized_inputs_spec_args") + 1],
+                                    pipeline_spec_pb2.ComponentInputsSpec())
+    executor_input = pipeline_spec_pb2.ExecutorInput()
+    for name, source in task["inputs"]["parameters"].items():
+        value = (source["runtimeValue"]["constant"] if "runtimeValue" in source
+                 else run_values[source["componentInputParameter"]])
+        executor_input.inputs.parameter_values[name].CopyFrom(json_format.ParseDict(value, struct_pb2.Value()))
+    return kubeflow_v2_entrypoint_utils.parse_execution_properties(
+        executor_input.inputs.parameter_values, executor_input.inputs.parameters, inputs_spec)
+
+
+def test_run_values_reach_the_trainer_and_evaluator_executors_typed_as_run_fn_and_tfma_need(compiled):
+    import tensorflow_model_analysis as tfma
+    from tfx.proto import trainer_pb2
+    from tfx.utils import proto_utils
+
+    from components.evaluator.component import apply_miou_threshold
+    from components.trainer.component import apply_run_values
+
+    run_values = {"data_root": "gs://other/VOCdevkit", "training_epochs": 3, "learning_rate": 0.02,
+                  "miou_threshold": 0.6}
+    trainer = apply_run_values(_executor_properties(compiled, "Trainer", run_values))
+    training = json.loads(trainer["custom_config"])["training"]
+    assert (training["epochs"], training["optimizer"]["learning_rate"]) == (3, 0.02)
+    assert isinstance(training["epochs"], int)
+    steps = compiled["config"].training.steps_per_epoch
+    assert proto_utils.json_to_proto(trainer["train_args"], trainer_pb2.TrainArgs()).num_steps == 3 * steps
+    evaluator = apply_miou_threshold(_executor_properties(compiled, "Evaluator", run_values))
+    eval_config = proto_utils.json_to_proto(evaluator["eval_config"], tfma.EvalConfig())
+    (bound,) = [metric.threshold.value_threshold.lower_bound.value for spec in eval_config.metrics_specs
+                for metric in spec.metrics if metric.threshold.HasField("value_threshold")]
+    assert bound == pytest.approx(0.6)
+    assert _executor_properties(compiled, "SegmentationExampleGen", run_values)["input_base"] == "gs://other/VOCdevkit"
