@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="experiment YAML file")
     compile_.add_argument("--out", type=Path, required=True, help="pipeline spec to write (.yaml)")
     compile_.add_argument("--data-dir", required=True,
-                          help="dataset URI as the cluster sees it, e.g. gs://bucket/VOCdevkit (required: the spec "
-                               "reads the dataset from there)")
+                          help="dataset URI as the cluster sees it, e.g. gs://bucket/VOCdevkit: the default of the "
+                               "pipeline's data_root runtime parameter (training_epochs, learning_rate and "
+                               "miou_threshold default to the config's values)")
     compile_.add_argument("--pipeline-root", default="gs://BUCKET/pipeline_root",
                           help="URI under which the cluster writes artifacts")
     compile_.add_argument("--image", default="segpipe:0.1.0",
