@@ -48,6 +48,10 @@ RUN_ID_OUTPUT = "run_id"
 """The tracker's output holding the MLflow run id (a String value artifact)."""
 
 
+RUN_VALUE_PARAMS = ("data.data_dir", "training.epochs", "training.optimizer.learning_rate", "evaluation.miou_threshold")
+"""The MLflow parameter names of the tracker's `data_root`, `training_epochs`, `learning_rate` and `miou_threshold`."""
+
+
 class TrackerOutputs(TypedDict):
     """The tracker's outputs: the MLflow run id and the registered model version ("" when not pushed)."""
 
@@ -69,15 +73,25 @@ def MlflowTracker(
     experiment: tfx.dsl.components.Parameter[str],
     registered_model: tfx.dsl.components.Parameter[str],
     run_params: tfx.dsl.components.Parameter[str],
+    data_root: tfx.dsl.components.Parameter[str],
+    training_epochs: tfx.dsl.components.Parameter[int],
+    learning_rate: tfx.dsl.components.Parameter[float],
+    miou_threshold: tfx.dsl.components.Parameter[float],
     artifact_location: tfx.dsl.components.Parameter[str] = "",
 ) -> TrackerOutputs:
-    """Logs the run; returns the MLflow run id and the registered version ("" when not pushed)."""
+    """Logs the run; returns the MLflow run id and the registered version ("" when not pushed).
+
+    `run_params` is the configuration (flat); `data_root`, `training_epochs`, `learning_rate` and
+    `miou_threshold` are the values this run used (a compiled pipeline's runtime parameters), logged
+    under their configuration keys in its place (`RUN_VALUE_PARAMS`).
+    """
     history_path = os.path.join(model_run.uri, artifacts.HISTORY_FILE)
     history = json.loads(tf.io.gfile.GFile(history_path).read()) if tf.io.gfile.exists(history_path) else {}
     blessed = bool(blessing.get_int_custom_property("blessed"))
     pushed = bool(pushed_model.get_int_custom_property("pushed"))
     destination = pushed_model.get_string_custom_property("pushed_destination") if pushed else ""
-    params = json.loads(run_params)
+    params = {**json.loads(run_params), **dict(zip(RUN_VALUE_PARAMS, (data_root, training_epochs, learning_rate,
+                                                                     miou_threshold)))}
     record = RunRecord(
         run_name=f"{experiment}-{model.id or 'local'}",
         params=params,
