@@ -31,7 +31,7 @@ EDGES = {
     "latest_blessed_model_resolver-model-blessing-resolver": set(),
     "Evaluator": {"ImportSchemaGen", "SegmentationExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     "EvaluationReport": {"Evaluator", "SegmentationExampleGen", "Trainer"},
-    "Pusher": {"Evaluator", "Trainer"},
+    "Pusher": {"Evaluator", "TFLiteExport", "Trainer"},
     "MlflowTracker": {"EvaluationReport", "Evaluator", "ExampleValidator", "Pusher", "SegmentationExampleGen", "Trainer"},
 }
 """Each task of the compiled DAG and the tasks it depends on (what `create_pipeline` wires)."""
