@@ -24,7 +24,7 @@ from tfx.proto import transform_pb2
 
 from components.core.datasets import label_map_name
 from components.core.label_maps import load_label_map, schemas_dir
-from components.evaluator.component import SegmentationEvaluator
+from components.evaluator.component import ThresholdedEvaluator
 from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
@@ -149,7 +149,7 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = SegmentationEvaluator(
+    evaluator = ThresholdedEvaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],

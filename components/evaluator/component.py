@@ -1,4 +1,4 @@
-"""`SegmentationEvaluator`: TFX's Evaluator (same inputs, outputs and TFMA executor) with the mIoU
+"""`ThresholdedEvaluator`: TFX's Evaluator (same inputs, outputs and TFMA executor) with the mIoU
 blessing threshold as a component parameter of its own, `miou_threshold`.
 
 Why: a compiled Kubeflow pipeline's runtime parameter reaches a component only as a top-level parameter
@@ -52,18 +52,18 @@ class Executor(evaluator_executor.Executor):
         super().Do(input_dict, output_dict, apply_miou_threshold(exec_properties))
 
 
-class SegmentationEvaluatorSpec(standard_component_specs.EvaluatorSpec):
+class ThresholdedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
     """TFX's `EvaluatorSpec` and the mIoU threshold."""
 
     PARAMETERS = {**standard_component_specs.EvaluatorSpec.PARAMETERS,
                   MIOU_THRESHOLD_KEY: ExecutionParameter(type=float, optional=True)}
 
 
-class SegmentationEvaluator(base_beam_component.BaseBeamComponent):
+class ThresholdedEvaluator(base_beam_component.BaseBeamComponent):
     """The Evaluator with a `miou_threshold` parameter (a float or a float `RuntimeParameter`). Outputs
     `evaluation` and `blessing`, as TFX's Evaluator."""
 
-    SPEC_CLASS = SegmentationEvaluatorSpec
+    SPEC_CLASS = ThresholdedEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, *, examples: channel.BaseChannel, model: channel.BaseChannel,
@@ -79,7 +79,7 @@ class SegmentationEvaluator(base_beam_component.BaseBeamComponent):
         """
         # A ValueError now, rather than in the executor, for an eval config without an mIoU threshold.
         set_miou_threshold(tfma.EvalConfig.FromString(eval_config.SerializeToString()), 0.0)
-        spec = SegmentationEvaluatorSpec(
+        spec = ThresholdedEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model, schema=schema,
             feature_slicing_spec=None, fairness_indicator_thresholds=json_utils.dumps(None),
             example_splits=json_utils.dumps(list(example_splits)), eval_config=eval_config,

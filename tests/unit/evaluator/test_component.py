@@ -1,4 +1,4 @@
-"""`SegmentationEvaluator`: the run's mIoU threshold replaces the eval config's blessing bound."""
+"""`ThresholdedEvaluator`: the run's mIoU threshold replaces the eval config's blessing bound."""
 
 from __future__ import annotations
 
