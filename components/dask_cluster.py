@@ -27,6 +27,10 @@ _DASK_RUNNER_NAMES = {DASK_RUNNER.lower(), "daskrunner"}
 
 LOCAL_HOST = "127.0.0.1"
 
+LOCAL_WORKERS_OPTION = "dask_local_workers"
+"""segpipe's own option (`--dask_local_workers=N`, given with the Beam arguments): worker processes of the
+local cluster; default one per core. Consumed by :func:`local_dask_cluster`, never passed to Beam."""
+
 
 def _option_values(args: Sequence[str], name: str) -> list[str]:
     """Every value given to Beam option `--name` in `args` (`--name=value` or `--name value`)."""
@@ -60,24 +64,24 @@ def _close_clients_of(address: str) -> None:
 
 
 @contextlib.contextmanager
-def local_dask_cluster(args: Sequence[str], workers: int = 0,
-                       default_partitions: int = 0) -> Iterator[list[str]]:
+def local_dask_cluster(args: Sequence[str], default_partitions: int = 0) -> Iterator[list[str]]:
     """Yields the Beam arguments to run with; on the Dask runner, first starts a local cluster for them.
 
     Arguments that do not choose the Dask runner, or that name a scheduler (`--dask_client_address`,
     `--dask_scheduler_file`), are yielded unchanged and nothing is started. Otherwise a
-    `distributed.LocalCluster` of `workers` processes (one thread each) listening on 127.0.0.1 only is
+    `distributed.LocalCluster` of `--dask_local_workers` processes (default: one per core; one thread
+    each) listening on 127.0.0.1 only is
     started, `--dask_client_address` pointing at it is appended, and on exit the client Beam opened and
     the cluster (its processes included) are closed, whatever happened inside.
 
     Args:
-        args: Beam pipeline arguments.
-        workers: Worker processes; 0: one per core.
+        args: Beam pipeline arguments (with segpipe's `--dask_local_workers=N`, removed here).
         default_partitions: When > 0 and the arguments set neither `--dask_npartitions` nor
             `--dask_partition_size`, `--dask_npartitions` is set to it (the runner otherwise puts up to
             128 elements of a `Create` into one partition, i.e. one task on one worker).
     """
-    args = list(args)
+    workers = _option_values(args, LOCAL_WORKERS_OPTION)
+    args = [arg for arg in args if not arg.startswith(f"--{LOCAL_WORKERS_OPTION}=")]
     if not is_dask_runner(args):
         yield args
         return
@@ -89,7 +93,12 @@ def local_dask_cluster(args: Sequence[str], workers: int = 0,
         return
     from distributed import LocalCluster  # pylint: disable=import-outside-toplevel
 
-    count = workers or os.cpu_count() or 1
+    try:
+        count = int(workers[-1]) if workers else os.cpu_count() or 1
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"--{LOCAL_WORKERS_OPTION}: expected a number of worker processes >= 1, got {workers[-1]!r}")
     with LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host=LOCAL_HOST,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         address = cluster.scheduler_address
