@@ -110,7 +110,7 @@ def configure_logging(verbose: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if not verbose:
-        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow"):
+        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
@@ -24,6 +25,7 @@ from tfx import v1 as tfx
 from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
+from components.core.hyperparams import ConfigError
 from components.tracking.component import RUN_ID_OUTPUT
 from components.tracking.mlflow_logging import check_reachable, local_tracking_uri
 from pipeline.pipeline import TRACKER_ID, create_pipeline
@@ -68,7 +70,26 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "") -> RunSummary:
+def split_beam_args(beam_args: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """`--OPTION=VALUE` arguments for every Beam component, and `COMPONENT:--OPTION=VALUE` ones by component.
+
+    Raises:
+        ConfigError: an argument is neither (one line naming it).
+    """
+    pipeline_wide, by_component = [], {}
+    for arg in beam_args:
+        component, separator, option = arg.partition(":")
+        if arg.startswith("--"):
+            pipeline_wide.append(arg)
+        elif separator and component and option.startswith("--"):
+            by_component.setdefault(component, []).append(option)
+        else:
+            raise ConfigError(f"--beam-arg {arg!r}: expected --OPTION=VALUE or COMPONENT:--OPTION=VALUE")
+    return pipeline_wide, by_component
+
+
+def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
+              beam_args: Sequence[str] = ()) -> RunSummary:
     """Runs the whole pipeline with LocalDagRunner and returns what it produced.
 
     Args:
@@ -76,14 +97,19 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
             dataset of `config.data.format` is generated under `<output_dir>/data`.
+        beam_args: Beam options after the local defaults: `--OPTION=VALUE` for every Beam component,
+            `COMPONENT:--OPTION=VALUE` for one (:func:`split_beam_args`).
 
     Raises:
         IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
             or its training or evaluation split is missing or lists nothing.
-        ConfigError: before anything runs or is written, if the configured MLflow server is unreachable.
+        ConfigError: before anything runs or is written, if the configured MLflow server is unreachable, or
+            a Beam argument is malformed, names no Beam component, or gives a component a runner it
+            cannot run on (:func:`pipeline.pipeline.check_beam_runners`).
         PipelineRunError: if a step fails (the ExampleGen, for instance, when a split is left without a
             usable example): a summary of what finished and what did not, the step's error as cause.
     """
+    pipeline_beam_args, component_beam_args = split_beam_args(beam_args)
     data_dir = data_dir or config.data.data_dir
     if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
         datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
@@ -103,8 +129,9 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         artifact_location=artifact_location,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(output / "metadata.sqlite")),
-        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
-        component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
+        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime) + pipeline_beam_args,
+        component_beam_pipeline_args=merged_component_args(beam_options.local_component_args(config.runtime),
+                                                           component_beam_args))
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
     beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
@@ -118,6 +145,15 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
                                output) from error
     run_id = tracked_run_id(pipeline)
     return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+
+
+def merged_component_args(defaults: Mapping[str, Sequence[str]],
+                          given: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Per-component Beam arguments: the local defaults, then those given (which so override them)."""
+    merged = {component: tuple(args) for component, args in defaults.items()}
+    for component, args in given.items():
+        merged[component] = merged.get(component, ()) + tuple(args)
+    return merged
 
 
 _STATE_WORDS = {
