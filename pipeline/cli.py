@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 success; 2 a usage, configuration or dataset error (one line naming the file, folder,
     key or value at fault; for a pipeline step stopped by one, the run's summary); 1 any other failure
     (one line, or the summary of a failed pipeline run: the step, its error, what finished and what
-    did not). With `--verbose` the traceback is printed before it.
+    did not); 130 interrupted by Ctrl-C, 143 by SIGTERM during `segpipe run`. With `--verbose` the
+    traceback is printed before it.
     """
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
@@ -241,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM during `segpipe run`
+        signal_number = getattr(error, "signal_number", signal.SIGINT)
+        hint = "; run the same command again to reuse the finished steps and resume training" \
+            if args.command == "run" else ""
+        print(f"segpipe: interrupted by {signal.Signals(signal_number).name}{hint}", file=sys.stderr)
+        return 128 + signal_number
     except RuntimeError as error:
         if type(error).__name__ != "PipelineRunError":
             return _fail(args, str(error), 1)

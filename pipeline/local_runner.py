@@ -1,7 +1,7 @@
 """Runs the pipeline locally: LocalDagRunner, Beam's DirectRunner, SQLite metadata and MLflow store.
 
 Everything a run writes lands under one output folder:
-    <output>/data/            synthetic dataset (when the config names no data_dir)
+    <output>/data/<settings>/ synthetic dataset (when the config names no data_dir), one folder per settings
     <output>/tfx/             TFX pipeline root (every component's artifacts)
     <output>/metadata.sqlite  ML Metadata
     <output>/serving_model/   versioned SavedModels pushed by the Pusher
@@ -10,12 +10,16 @@ Everything a run writes lands under one output folder:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
+import psutil
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -135,16 +139,119 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
     logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
     beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+    for component, execution_id in cancel_interrupted_executions(store, pipeline):
+        logger.warning("%s: ML Metadata execution %d of an earlier run was left RUNNING (its process was killed): "
+                       "marked CANCELED", component, execution_id)
     newest = store.get_executions(list_options=metadata_store.ListOptions(
         limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
     last_execution_before = newest[0].id if newest else 0
+    children_before = {child.pid for child in psutil.Process().children(recursive=True)}
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with _interrupt_on_sigterm(), _CachedStepLogger.installed():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
+        for component, execution_id in cancel_interrupted_executions(store, pipeline, after_execution=last_execution_before):
+            logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
+        stop_new_children(children_before)
+        raise
     except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
+        stop_new_children(children_before)
         raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
                                output) from error
     run_id = tracked_run_id(pipeline)
     return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM received during a local run: raised in the main thread like Ctrl-C's KeyboardInterrupt, so that
+    Beam, the Dask cluster and the Trainer unwind the same way. `signal_number` says which signal."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`RunInterrupted` there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signal_number, _frame):
+        raise RunInterrupted(signal_number)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _CachedStepLogger(logging.Handler):
+    """Says, as it happens, which steps TFX reuses from its cache. TFX's launcher logs only "A cached
+    execution N is used." (absl, INFO, hidden in quiet runs) after LocalDagRunner's "Component X is running.";
+    this handler pairs the two and logs one segpipe line per cached step."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.component = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running." and record.args:
+            self.component = str(record.args[0])
+        elif record.msg == "A cached execution %d is used." and record.args:
+            logger.info("%s: cached: outputs reused from an earlier run with the same inputs and settings "
+                        "(ML Metadata execution %d)", self.component, record.args[0])
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[None]:
+        """Attached to the root logger (which TFX's absl records reach) while the block runs."""
+        handler = cls()
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+
+
+def cancel_interrupted_executions(store: metadata_store.MetadataStore, pipeline: tfx.dsl.Pipeline,
+                                  after_execution: int = 0) -> list[tuple[str, int]]:
+    """Marks CANCELED the executions of `pipeline`'s steps (with ids above `after_execution`) that ML Metadata
+    still records as RUNNING or NEW: their process was killed, or interrupted, before TFX could record an end.
+
+    Called before a local run (nothing else runs this pipeline on this metadata store then: a local run owns
+    its output folder) and when a run is interrupted. Returns (step id, execution id) of each one marked.
+    """
+    marked = []
+    for component in pipeline.components:
+        node = store.get_context_by_type_and_name("node", f"{pipeline.pipeline_info.pipeline_name}.{component.id}")
+        for execution in store.get_executions_by_context(node.id) if node else []:
+            if execution.id > after_execution and execution.last_known_state in (
+                    metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW):
+                execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+                execution.custom_properties["segpipe_note"].string_value = (
+                    "interrupted: marked CANCELED by segpipe (the run stopped before TFX recorded an end)")
+                store.put_executions([execution])
+                marked.append((component.id, execution.id))
+    return marked
+
+
+def stop_new_children(children_before: set[int], timeout: float = 5.0) -> None:
+    """Terminates (then kills, after `timeout` seconds) the processes below this one that were not there
+    before the run: Beam worker processes, a Dask cluster's, anything a step left behind."""
+    new = [child for child in psutil.Process().children(recursive=True) if child.pid not in children_before]
+    for child in new:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(new, timeout=timeout)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    if new:
+        logger.info("Stopped %d process(es) the run had started", len(new))
 
 
 def merged_component_args(defaults: Mapping[str, Sequence[str]],
@@ -209,11 +316,17 @@ class PipelineRunError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
-    """Writes the configured synthetic dataset under `target` and returns its root."""
-    summary = sample_data.write_dataset(config.data.format, target, num_images=config.data.synthetic_images,
-                                        image_size=config.data.synthetic_image_size, seed=config.data.seed)
-    logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
+def generate_synthetic_data(config: PipelineConfig, parent: Path) -> Path:
+    """The configured synthetic dataset under `parent`, in a folder named by its settings; written only when
+    that folder holds no complete one (so that a run again with the same settings finds the same files and
+    TFX's cache hits). Returns its root."""
+    summary, written = sample_data.write_dataset_once(
+        config.data.format, parent, num_images=config.data.synthetic_images,
+        image_size=config.data.synthetic_image_size, seed=config.data.seed)
+    folder = parent / sample_data.dataset_folder_name(config.data.format, config.data.synthetic_images,
+                                                      config.data.synthetic_image_size, config.data.seed)
+    logger.info("%s the synthetic %s dataset in %s", "Generated" if written else "Reusing (same settings)",
+                config.data.format, folder)
     return Path(summary["root"])
 
 
