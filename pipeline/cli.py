@@ -4,7 +4,7 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
                    [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
-                [--beam-arg=[COMPONENT:]--OPTION=VALUE ...]
+                [--beam-arg=[COMPONENT:]--OPTION=VALUE ...] [--until STEP]
     segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a Beam pipeline option for every Beam component, or for one when prefixed with its id "
                           "(e.g. --beam-arg=SegmentationExampleGen:--runner=apache_beam.runners.dask.dask_runner."
                           "DaskRunner), repeatable; follows the local defaults (default: none)")
+    run.add_argument("--until", default="", metavar="STEP",
+                     help="run only this step (e.g. Trainer) and the steps it depends on (default: the whole pipeline)")
 
     compile_ = command("compile", "compile the pipeline to a Kubeflow Pipelines YAML")
     compile_.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="experiment YAML file")
@@ -177,7 +179,7 @@ def cmd_run(args) -> int:
     config = load_config(args.config, args.overrides)
     from pipeline.local_runner import run_local
 
-    summary = run_local(config, args.output, data_dir=args.data_dir, beam_args=args.beam_args)
+    summary = run_local(config, args.output, data_dir=args.data_dir, beam_args=args.beam_args, until=args.until)
     print(summary.describe())
     return 0
 

@@ -25,6 +25,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
 
 from components import beam_options
 from components.core import datasets, sample_data
@@ -92,8 +93,25 @@ def split_beam_args(beam_args: Sequence[str]) -> tuple[list[str], dict[str, list
     return pipeline_wide, by_component
 
 
+@dataclass(frozen=True)
+class PartialRunSummary:
+    """What a run stopped after one step (`until`) did, step by step."""
+
+    output_dir: str
+    data_dir: str
+    until: str
+    states: dict
+
+    def describe(self) -> str:
+        """Human-readable lines: each step run and what it did, and where the outputs are."""
+        lines = [f"Output folder:   {self.output_dir}", f"Data:            {self.data_dir}",
+                 f"Ran up to:       {self.until}"]
+        lines += [f"  {step:<30} {state}" for step, state in self.states.items() if state != "not run"]
+        return "\n".join(lines)
+
+
 def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
-              beam_args: Sequence[str] = ()) -> RunSummary:
+              beam_args: Sequence[str] = (), until: str = "") -> RunSummary | PartialRunSummary:
     """Runs the whole pipeline with LocalDagRunner and returns what it produced.
 
     Args:
@@ -103,6 +121,8 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
             dataset of `config.data.format` is generated under `<output_dir>/data`.
         beam_args: Beam options after the local defaults: `--OPTION=VALUE` for every Beam component,
             `COMPONENT:--OPTION=VALUE` for one (:func:`split_beam_args`).
+        until: a step id: run only that step and the steps it depends on (TFX's partial run), and return a
+            :class:`PartialRunSummary`; "" runs the whole pipeline.
 
     Raises:
         IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
@@ -136,7 +156,12 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         beam_pipeline_args=beam_options.local_pipeline_args(config.runtime) + pipeline_beam_args,
         component_beam_pipeline_args=merged_component_args(beam_options.local_component_args(config.runtime),
                                                            component_beam_args))
-    logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
+    step_ids = [component.id for component in pipeline.components]
+    if until and until not in step_ids:
+        raise ConfigError(f"--until {until!r}: no such step (steps: {', '.join(step_ids)})")
+    run_options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None
+    logger.info("Running pipeline '%s' on %s%s", config.runtime.pipeline_name, data_dir,
+                f", up to {until}" if until else "")
     beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
     for component, execution_id in cancel_interrupted_executions(store, pipeline):
@@ -148,7 +173,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
     try:
         with _interrupt_on_sigterm(), _CachedStepLogger.installed():
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
         for component, execution_id in cancel_interrupted_executions(store, pipeline, after_execution=last_execution_before):
             logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
@@ -158,6 +183,8 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         stop_new_children(children_before)
         raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
                                output) from error
+    if until:
+        return PartialRunSummary(str(output), str(data_dir), until, step_states(store, pipeline, last_execution_before))
     run_id = tracked_run_id(pipeline)
     return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
 

@@ -20,6 +20,7 @@ of epoch 1. Keras deletes the checkpoint once training ends, so a finished train
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -170,6 +171,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_data, validation_steps=int(fn_args.eval_steps),
                         callbacks=callbacks, verbose=2)
+    if strategy_lib.is_chief():  # Keras deleted the checkpoint (training ended); its folder goes too
+        with contextlib.suppress(tf.errors.NotFoundError, tf.errors.FailedPreconditionError):
+            if not tf.io.gfile.listdir(backup_dir):
+                tf.io.gfile.rmtree(backup_dir)
     # The chief writes the best weights at the end of an epoch; the other workers load the chief's copy
     # (they write theirs to temporary folders), only once the chief is past its last save.
     strategy_lib.barrier(strategy)

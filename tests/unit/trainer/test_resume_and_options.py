@@ -83,7 +83,7 @@ def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_art
     # from the checkpoint's epoch on, the first ending at step 6 or later, and it still stops at step 24.
     assert 0 < len(history["loss"]) < 12
     assert history["steps"][0] >= 6 and history["steps"][-1] == 24
-    assert not list(backup.rglob("*.index"))  # deleted once training finished
+    assert not backup.exists()  # deleted once training finished
 
 
 def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, tmp_path):
