@@ -23,8 +23,6 @@ logger = logging.getLogger(__name__)
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 """The Dask runner's full class name, as `--runner` takes it (TFX passes it to Beam unchanged)."""
 
-_DASK_RUNNER_NAMES = {DASK_RUNNER.lower(), "daskrunner"}
-
 LOCAL_HOST = "127.0.0.1"
 
 LOCAL_WORKERS_OPTION = "dask_local_workers"
@@ -50,8 +48,8 @@ def runner_name(args: Sequence[str]) -> str:
 
 
 def is_dask_runner(args: Sequence[str]) -> bool:
-    """Whether Beam arguments choose Beam's Dask runner (by its full class name or `DaskRunner`)."""
-    return runner_name(args).lower() in _DASK_RUNNER_NAMES
+    """Whether Beam arguments choose Beam's Dask runner (Beam knows it by its full class name only)."""
+    return runner_name(args) == DASK_RUNNER
 
 
 def _close_clients_of(address: str) -> None:

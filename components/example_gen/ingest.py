@@ -38,7 +38,6 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
-from tfx.components.example_gen import write_split
 
 from components import artifacts, beam_options, dask_cluster
 from components.core import datasets, examples, ingestion
@@ -50,8 +49,10 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE_NAME = artifacts.INGESTION_REPORT_FILE
 
-TFRECORD_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
-"""Prefix of the TFRecord shards in a split folder (``data_tfrecord``, as TFX writes them)."""
+TFRECORD_FILE_PREFIX = "data_tfrecord"
+"""Prefix of the TFRecord shards in a split folder, as TFX writes them (``tfx.components.example_gen.write_split.
+DEFAULT_TF_RECORD_FILE_NAME``; a test checks they agree). Not imported from there: ``tfx.components`` imports
+every TFX component (~4 s), which every Beam worker process would pay before its first shard."""
 
 STAGING_DIR_NAME = "_ingestion_staging"
 """Folder (next to the report) holding per-split records while Beam runs; deleted afterwards."""

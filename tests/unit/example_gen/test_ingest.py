@@ -528,3 +528,9 @@ def test_executor_in_strict_mode_stops_and_leaves_a_folder_marked_failed(voc_dir
     leftovers = sorted(str(path.relative_to(tmp_path / "examples")) for path in (tmp_path / "examples").rglob("*"))
     assert leftovers == ["INGESTION_FAILED.json", "Split-train", "Split-val"]
     assert json.loads((tmp_path / "examples" / "INGESTION_FAILED.json").read_text())["strict_stop"]["id"] == bad_id
+
+
+def test_shards_are_named_as_tfx_names_them():
+    from tfx.components.example_gen import write_split
+
+    assert ingest_module.TFRECORD_FILE_PREFIX == write_split.DEFAULT_TF_RECORD_FILE_NAME

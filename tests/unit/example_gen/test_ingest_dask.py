@@ -61,16 +61,17 @@ def test_dask_ingestion_writes_what_direct_runner_writes(tmp_path, capfd):
 
 def test_dask_runner_arguments():
     assert dask_cluster.is_dask_runner([f"--runner={dask_cluster.DASK_RUNNER}"])
-    assert dask_cluster.is_dask_runner(["--runner", "DaskRunner"])
+    assert dask_cluster.is_dask_runner(["--runner", dask_cluster.DASK_RUNNER])
+    assert not dask_cluster.is_dask_runner(["--runner=DaskRunner"])  # Beam itself refuses the short name
     assert not dask_cluster.is_dask_runner([f"--runner={dask_cluster.DASK_RUNNER}", "--runner=DirectRunner"])
     assert not dask_cluster.is_dask_runner([])
     with dask_cluster.local_dask_cluster(["--direct_num_workers=2"], default_partitions=3) as args:
         assert args == ["--direct_num_workers=2"]  # not Dask: unchanged, nothing started
-    given = ["--runner=DaskRunner", "--dask_client_address=tcp://10.0.0.5:8786", "--dask_partition_size=4"]
+    given = [f"--runner={dask_cluster.DASK_RUNNER}", "--dask_client_address=tcp://10.0.0.5:8786", "--dask_partition_size=4"]
     with dask_cluster.local_dask_cluster(given, default_partitions=3) as args:
         assert args == given  # a scheduler and a partitioning given: used as they are, nothing started
     with dask_cluster.local_dask_cluster(given[:2] + ["--dask_local_workers=4"], default_partitions=3) as args:
         assert args == given[:2] + ["--dask_npartitions=3"]  # segpipe's own option never reaches Beam
     with pytest.raises(ValueError, match="--dask_local_workers: expected a number of worker processes >= 1, got 'x'"):
-        with dask_cluster.local_dask_cluster(["--runner=DaskRunner", "--dask_local_workers=x"]):
+        with dask_cluster.local_dask_cluster([f"--runner={dask_cluster.DASK_RUNNER}", "--dask_local_workers=x"]):
             pass
