@@ -112,13 +112,18 @@ class PartialRunSummary:
 
 def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
               beam_args: Sequence[str] = (), until: str = "") -> RunSummary | PartialRunSummary:
-    """Runs the whole pipeline with LocalDagRunner and returns what it produced.
+    """Runs the pipeline (or, with `until`, part of it) with LocalDagRunner and returns what it produced.
+
+    Ctrl-C or SIGTERM (in the main thread) stops the run as a `KeyboardInterrupt` (:class:`RunInterrupted` for
+    SIGTERM): the interrupted ML Metadata execution is marked CANCELED and the processes the run started are
+    stopped before it propagates. Executions an earlier, killed run left RUNNING are marked CANCELED first.
 
     Args:
         config: the experiment.
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
-            dataset of `config.data.format` is generated under `<output_dir>/data`.
+            dataset of `config.data.format` is generated under `<output_dir>/data/<settings>`, once
+            (:func:`generate_synthetic_data`).
         beam_args: Beam options after the local defaults: `--OPTION=VALUE` for every Beam component,
             `COMPONENT:--OPTION=VALUE` for one (:func:`split_beam_args`).
         until: a step id: run only that step and the steps it depends on (TFX's partial run), and return a

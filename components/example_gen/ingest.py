@@ -443,7 +443,9 @@ def ingest(
             no shard, ``INGESTION_FAILED.json`` in ``out_dir``) instead of quarantining it, and fail on an
             empty split.
         beam_pipeline_args: Beam options, e.g. ``["--runner=DataflowRunner", ...]``; default:
-            :func:`components.beam_options.ingestion_args` (DirectRunner, multi-threaded).
+            :func:`components.beam_options.ingestion_args` (DirectRunner, multi-threaded). With
+            ``--runner=apache_beam.runners.dask.dask_runner.DaskRunner`` and no scheduler address, a local
+            Dask cluster is started for the run (:mod:`components.dask_cluster`).
 
     Returns:
         The report (see :func:`components.core.ingestion.build_report`).
