@@ -26,6 +26,7 @@ _KNOWN_HARMLESS = (
     "If direct_num_workers is not equal to 1",  # Beam, TFMA's in-memory sub-pipelines
     "No semi_persistent_directory found",  # Beam workers (multi-processing), forwarded as warnings
     "Discarding unparseable args",
+    "base run context None or new pipeline run context",  # TFX's partial run (`segpipe run --until`), first step
 )
 
 
