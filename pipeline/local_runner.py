@@ -14,10 +14,11 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import psutil
 import tensorflow as tf
@@ -176,13 +177,19 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
     last_execution_before = newest[0].id if newest else 0
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
-    try:
-        with _interrupt_on_sigterm(), _CachedStepLogger.installed():
-            tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
-        for component, execution_id in cancel_interrupted_executions(store, pipeline, after_execution=last_execution_before):
+
+    def clean_up_interrupted_run() -> None:
+        interrupted_store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+        for component, execution_id in cancel_interrupted_executions(interrupted_store, pipeline,
+                                                                     after_execution=last_execution_before):
             logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
         stop_new_children(children_before)
+
+    try:
+        with _interrupt_on_sigterm(clean_up_interrupted_run), _CachedStepLogger.installed():
+            tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
+        clean_up_interrupted_run()
         raise
     except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
         stop_new_children(children_before)
@@ -203,14 +210,37 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
+SIGTERM_GRACE_SECONDS = 20.0
+"""How long a run may take to unwind after SIGTERM before it is ended at once (see :func:`_interrupt_on_sigterm`)."""
+
+
 @contextlib.contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """While the block runs (in the main thread), SIGTERM raises :class:`RunInterrupted` there."""
+def _interrupt_on_sigterm(clean_up: Callable[[], None]) -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`RunInterrupted` there.
+
+    The exception can be swallowed or delayed where the main thread waits inside Beam (seen with
+    multi-processing DirectRunner workers running), so SIGTERM also arms a watchdog: if the process is still
+    running :data:`SIGTERM_GRACE_SECONDS` later, `clean_up()` runs (marks the execution CANCELED, stops the
+    run's processes) and the process exits with 143 at once.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    def end_now(signal_number: int) -> None:
+        logger.warning("Still running %.0f s after %s: stopping now", SIGTERM_GRACE_SECONDS,
+                       signal.Signals(signal_number).name)
+        with contextlib.suppress(Exception):
+            clean_up()
+        sys.stderr.write(f"segpipe: interrupted by {signal.Signals(signal_number).name}; run the same command "
+                         "again to reuse the finished steps and resume training\n")
+        sys.stderr.flush()
+        os._exit(128 + signal_number)  # pylint: disable=protected-access
+
     def interrupt(signal_number, _frame):
+        watchdog = threading.Timer(SIGTERM_GRACE_SECONDS, end_now, args=(signal_number,))
+        watchdog.daemon = True
+        watchdog.start()
         raise RunInterrupted(signal_number)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
