@@ -16,9 +16,6 @@ HISTORY_FILE = "history.json"
 BEST_WEIGHTS = "checkpoints/best.weights"
 """In the Trainer's model-run folder: the weights of the epoch with the best validation mIoU."""
 
-BACKUP_DIR = "backup"
-"""In the Trainer's model-run folder: the checkpoint a stopped training resumes from."""
-
 TENSORBOARD_DIR = "logs"
 """In the Trainer's model-run folder: TensorBoard logs."""
 

@@ -26,6 +26,7 @@ _KNOWN_HARMLESS = (
     "If direct_num_workers is not equal to 1",  # Beam, TFMA's in-memory sub-pipelines
     "No semi_persistent_directory found",  # Beam workers (multi-processing), forwarded as warnings
     "Discarding unparseable args",
+    "base run context None or new pipeline run context",  # TFX's partial run (`segpipe run --until`), first step
 )
 
 
@@ -110,7 +111,7 @@ def configure_logging(verbose: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if not verbose:
-        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow"):
+        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging

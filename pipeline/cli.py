@@ -4,6 +4,7 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
                    [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
+                [--beam-arg=[COMPONENT:]--OPTION=VALUE ...] [--until STEP]
     segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI] [--image IMAGE]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -111,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, default=Path("outputs"), help="folder everything is written to")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override one configuration value, repeatable (default: none)")
+    run.add_argument("--beam-arg", dest="beam_args", action="append", default=[],
+                     metavar="[COMPONENT:]--OPTION=VALUE",
+                     help="a Beam pipeline option for every Beam component, or for one when prefixed with its id "
+                          "(e.g. --beam-arg=SegmentationExampleGen:--runner=apache_beam.runners.dask.dask_runner."
+                          "DaskRunner), repeatable; follows the local defaults (default: none)")
+    run.add_argument("--until", default="", metavar="STEP",
+                     help="run only this step (e.g. Trainer) and the steps it depends on (default: the whole pipeline)")
 
     compile_ = command("compile", "compile the pipeline to a Kubeflow Pipelines YAML")
     compile_.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="experiment YAML file")
@@ -177,7 +186,7 @@ def cmd_run(args) -> int:
     config = load_config(args.config, args.overrides)
     from pipeline.local_runner import run_local
 
-    summary = run_local(config, args.output, data_dir=args.data_dir)
+    summary = run_local(config, args.output, data_dir=args.data_dir, beam_args=args.beam_args, until=args.until)
     print(summary.describe())
     return 0
 
@@ -233,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     Exit codes: 0 success; 2 a usage, configuration or dataset error (one line naming the file, folder,
     key or value at fault; for a pipeline step stopped by one, the run's summary); 1 any other failure
     (one line, or the summary of a failed pipeline run: the step, its error, what finished and what
-    did not). With `--verbose` the traceback is printed before it.
+    did not); 130 interrupted by Ctrl-C, 143 by SIGTERM during `segpipe run`. With `--verbose` the
+    traceback is printed before it.
     """
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
@@ -242,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM during `segpipe run`
+        signal_number = getattr(error, "signal_number", signal.SIGINT)
+        hint = "; run the same command again to reuse the finished steps and resume training" \
+            if args.command == "run" else ""
+        print(f"segpipe: interrupted by {signal.Signals(signal_number).name}{hint}", file=sys.stderr)
+        return 128 + signal_number
     except RuntimeError as error:
         if type(error).__name__ != "PipelineRunError":
             return _fail(args, str(error), 1)

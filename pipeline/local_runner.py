@@ -1,7 +1,7 @@
 """Runs the pipeline locally: LocalDagRunner, Beam's DirectRunner, SQLite metadata and MLflow store.
 
 Everything a run writes lands under one output folder:
-    <output>/data/            synthetic dataset (when the config names no data_dir)
+    <output>/data/<settings>/ synthetic dataset (when the config names no data_dir), one folder per settings
     <output>/tfx/             TFX pipeline root (every component's artifacts)
     <output>/metadata.sqlite  ML Metadata
     <output>/serving_model/   versioned pushed folders: SavedModel, TFLite models, manifest.json
@@ -10,20 +10,28 @@ Everything a run writes lands under one output folder:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
 
+import psutil
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from mlflow.tracking import MlflowClient
 from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
 
 from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
+from components.core.hyperparams import ConfigError
 from components.tracking.component import RUN_ID_OUTPUT
 from components.tracking.mlflow_logging import check_reachable, local_tracking_uri
 from pipeline.pipeline import TRACKER_ID, create_pipeline
@@ -68,22 +76,70 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "") -> RunSummary:
-    """Runs the whole pipeline with LocalDagRunner and returns what it produced.
+def split_beam_args(beam_args: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """`--OPTION=VALUE` arguments for every Beam component, and `COMPONENT:--OPTION=VALUE` ones by component.
+
+    Raises:
+        ConfigError: an argument is neither (one line naming it).
+    """
+    pipeline_wide, by_component = [], {}
+    for arg in beam_args:
+        component, separator, option = arg.partition(":")
+        if arg.startswith("--"):
+            pipeline_wide.append(arg)
+        elif separator and component and option.startswith("--"):
+            by_component.setdefault(component, []).append(option)
+        else:
+            raise ConfigError(f"--beam-arg {arg!r}: expected --OPTION=VALUE or COMPONENT:--OPTION=VALUE")
+    return pipeline_wide, by_component
+
+
+@dataclass(frozen=True)
+class PartialRunSummary:
+    """What a run stopped after one step (`until`) did, step by step."""
+
+    output_dir: str
+    data_dir: str
+    until: str
+    states: dict
+
+    def describe(self) -> str:
+        """Human-readable lines: each step run and what it did, and where the outputs are."""
+        lines = [f"Output folder:   {self.output_dir}", f"Data:            {self.data_dir}",
+                 f"Ran up to:       {self.until}"]
+        lines += [f"  {step:<30} {state}" for step, state in self.states.items() if state != "not run"]
+        return "\n".join(lines)
+
+
+def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
+              beam_args: Sequence[str] = (), until: str = "") -> RunSummary | PartialRunSummary:
+    """Runs the pipeline (or, with `until`, part of it) with LocalDagRunner and returns what it produced.
+
+    Ctrl-C or SIGTERM (in the main thread) stops the run as a `KeyboardInterrupt` (:class:`RunInterrupted` for
+    SIGTERM): the interrupted ML Metadata execution is marked CANCELED and the processes the run started are
+    stopped before it propagates. Executions an earlier, killed run left RUNNING are marked CANCELED first.
 
     Args:
         config: the experiment.
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
-            dataset of `config.data.format` is generated under `<output_dir>/data`.
+            dataset of `config.data.format` is generated under `<output_dir>/data/<settings>`, once
+            (:func:`generate_synthetic_data`).
+        beam_args: Beam options after the local defaults: `--OPTION=VALUE` for every Beam component,
+            `COMPONENT:--OPTION=VALUE` for one (:func:`split_beam_args`).
+        until: a step id: run only that step and the steps it depends on (TFX's partial run), and return a
+            :class:`PartialRunSummary`; "" runs the whole pipeline.
 
     Raises:
         IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
             or its training or evaluation split is missing or lists nothing.
-        ConfigError: before anything runs or is written, if the configured MLflow server is unreachable.
+        ConfigError: before anything runs or is written, if the configured MLflow server is unreachable, or
+            a Beam argument is malformed, names no Beam component, or gives a component a runner it
+            cannot run on (:func:`pipeline.pipeline.check_beam_runners`).
         PipelineRunError: if a step fails (the ExampleGen, for instance, when a split is left without a
             usable example): a summary of what finished and what did not, the step's error as cause.
     """
+    pipeline_beam_args, component_beam_args = split_beam_args(beam_args)
     data_dir = data_dir or config.data.data_dir
     if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
         datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
@@ -103,21 +159,170 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         artifact_location=artifact_location,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(output / "metadata.sqlite")),
-        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
-        component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
-    logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
+        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime) + pipeline_beam_args,
+        component_beam_pipeline_args=merged_component_args(beam_options.local_component_args(config.runtime),
+                                                           component_beam_args))
+    step_ids = [component.id for component in pipeline.components]
+    if until and until not in step_ids:
+        raise ConfigError(f"--until {until!r}: no such step (steps: {', '.join(step_ids)})")
+    run_options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None
+    logger.info("Running pipeline '%s' on %s%s", config.runtime.pipeline_name, data_dir,
+                f", up to {until}" if until else "")
     beam_options.bind_local_beam_servers_to_loopback()
     store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+    for component, execution_id in cancel_interrupted_executions(store, pipeline):
+        logger.warning("%s: ML Metadata execution %d of an earlier run was left RUNNING (its process was killed): "
+                       "marked CANCELED", component, execution_id)
     newest = store.get_executions(list_options=metadata_store.ListOptions(
         limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
     last_execution_before = newest[0].id if newest else 0
+    children_before = {child.pid for child in psutil.Process().children(recursive=True)}
+
+    def clean_up_interrupted_run() -> None:
+        interrupted_store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+        for component, execution_id in cancel_interrupted_executions(interrupted_store, pipeline,
+                                                                     after_execution=last_execution_before):
+            logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
+        stop_new_children(children_before)
+
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with _interrupt_on_sigterm(clean_up_interrupted_run), _CachedStepLogger.installed():
+            tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
+        clean_up_interrupted_run()
+        raise
     except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
+        stop_new_children(children_before)
         raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
                                output) from error
+    if until:
+        return PartialRunSummary(str(output), str(data_dir), until, step_states(store, pipeline, last_execution_before))
     run_id = tracked_run_id(pipeline)
     return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM received during a local run: raised in the main thread like Ctrl-C's KeyboardInterrupt, so that
+    Beam, the Dask cluster and the Trainer unwind the same way. `signal_number` says which signal."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
+
+
+SIGTERM_GRACE_SECONDS = 20.0
+"""How long a run may take to unwind after SIGTERM before it is ended at once (see :func:`_interrupt_on_sigterm`)."""
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm(clean_up: Callable[[], None]) -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`RunInterrupted` there.
+
+    The exception can be swallowed or delayed where the main thread waits inside Beam (seen with
+    multi-processing DirectRunner workers running), so SIGTERM also arms a watchdog: if the process is still
+    running :data:`SIGTERM_GRACE_SECONDS` later, `clean_up()` runs (marks the execution CANCELED, stops the
+    run's processes) and the process exits with 143 at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end_now(signal_number: int) -> None:
+        logger.warning("Still running %.0f s after %s: stopping now", SIGTERM_GRACE_SECONDS,
+                       signal.Signals(signal_number).name)
+        with contextlib.suppress(Exception):
+            clean_up()
+        sys.stderr.write(f"segpipe: interrupted by {signal.Signals(signal_number).name}; run the same command "
+                         "again to reuse the finished steps and resume training\n")
+        sys.stderr.flush()
+        os._exit(128 + signal_number)  # pylint: disable=protected-access
+
+    def interrupt(signal_number, _frame):
+        watchdog = threading.Timer(SIGTERM_GRACE_SECONDS, end_now, args=(signal_number,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise RunInterrupted(signal_number)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _CachedStepLogger(logging.Handler):
+    """Says, as it happens, which steps TFX reuses from its cache. TFX's launcher logs only "A cached
+    execution N is used." (absl, INFO, hidden in quiet runs) after LocalDagRunner's "Component X is running.";
+    this handler pairs the two and logs one segpipe line per cached step."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.component = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Component %s is running." and record.args:
+            self.component = str(record.args[0])
+        elif record.msg == "A cached execution %d is used." and record.args:
+            logger.info("%s: cached: outputs reused from an earlier run with the same inputs and settings "
+                        "(ML Metadata execution %d)", self.component, record.args[0])
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[None]:
+        """Attached to the root logger (which TFX's absl records reach) while the block runs."""
+        handler = cls()
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+
+
+def cancel_interrupted_executions(store: metadata_store.MetadataStore, pipeline: tfx.dsl.Pipeline,
+                                  after_execution: int = 0) -> list[tuple[str, int]]:
+    """Marks CANCELED the executions of `pipeline`'s steps (with ids above `after_execution`) that ML Metadata
+    still records as RUNNING or NEW: their process was killed, or interrupted, before TFX could record an end.
+
+    Called before a local run (nothing else runs this pipeline on this metadata store then: a local run owns
+    its output folder) and when a run is interrupted. Returns (step id, execution id) of each one marked.
+    """
+    marked = []
+    for component in pipeline.components:
+        node = store.get_context_by_type_and_name("node", f"{pipeline.pipeline_info.pipeline_name}.{component.id}")
+        for execution in store.get_executions_by_context(node.id) if node else []:
+            if execution.id > after_execution and execution.last_known_state in (
+                    metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW):
+                execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+                execution.custom_properties["segpipe_note"].string_value = (
+                    "interrupted: marked CANCELED by segpipe (the run stopped before TFX recorded an end)")
+                store.put_executions([execution])
+                marked.append((component.id, execution.id))
+    return marked
+
+
+def stop_new_children(children_before: set[int], timeout: float = 5.0) -> None:
+    """Terminates (then kills, after `timeout` seconds) the processes below this one that were not there
+    before the run: Beam worker processes, a Dask cluster's, anything a step left behind."""
+    new = [child for child in psutil.Process().children(recursive=True) if child.pid not in children_before]
+    for child in new:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(new, timeout=timeout)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    if new:
+        logger.info("Stopped %d process(es) the run had started", len(new))
+
+
+def merged_component_args(defaults: Mapping[str, Sequence[str]],
+                          given: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Per-component Beam arguments: the local defaults, then those given (which so override them)."""
+    merged = {component: tuple(args) for component, args in defaults.items()}
+    for component, args in given.items():
+        merged[component] = merged.get(component, ()) + tuple(args)
+    return merged
 
 
 _STATE_WORDS = {
@@ -173,11 +378,17 @@ class PipelineRunError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def generate_synthetic_data(config: PipelineConfig, target: Path) -> Path:
-    """Writes the configured synthetic dataset under `target` and returns its root."""
-    summary = sample_data.write_dataset(config.data.format, target, num_images=config.data.synthetic_images,
-                                        image_size=config.data.synthetic_image_size, seed=config.data.seed)
-    logger.info("Generated a synthetic %s dataset in %s", config.data.format, target)
+def generate_synthetic_data(config: PipelineConfig, parent: Path) -> Path:
+    """The configured synthetic dataset under `parent`, in a folder named by its settings; written only when
+    that folder holds no complete one (so that a run again with the same settings finds the same files and
+    TFX's cache hits). Returns its root."""
+    summary, written = sample_data.write_dataset_once(
+        config.data.format, parent, num_images=config.data.synthetic_images,
+        image_size=config.data.synthetic_image_size, seed=config.data.seed)
+    folder = parent / sample_data.dataset_folder_name(config.data.format, config.data.synthetic_images,
+                                                      config.data.synthetic_image_size, config.data.seed)
+    logger.info("%s the synthetic %s dataset in %s", "Generated" if written else "Reusing (same settings)",
+                config.data.format, folder)
     return Path(summary["root"])
 
 

@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
 from tfx.proto import transform_pb2
+
+from components import dask_cluster
+from components.core.hyperparams import ConfigError
 
 from components.core.datasets import label_map_name
 from components.core.label_maps import load_label_map, schemas_dir
@@ -40,6 +44,14 @@ TRACKER_ID = "MlflowTracker"
 """Component id of the MLflow tracker, the pipeline's last step."""
 
 RAW_SCHEMA_FILE = "raw_schema.pbtxt"
+
+DASK_CAPABLE_COMPONENTS = ("SegmentationExampleGen",)
+"""The Beam components that can run on Beam's Dask runner. The ExampleGen's graph is only `Create` and a
+`ParDo` that writes its own shards (`components/example_gen/ingest.py`). TFX's StatisticsGen, Transform
+and Evaluator read their examples with Beam's file IO (`beam.io.Read`, through TFXIO), which the Dask
+runner of Beam 2.74 does not translate, and write with Beam's file sinks, whose outputs it drops:
+StatisticsGen on it fails with `AttributeError: 'NoneType' object has no attribute '__dask_keys__'`
+after starting the cluster, and a sink that does run finalises empty files."""
 
 
 def raw_schema_path() -> Path:
@@ -195,6 +207,7 @@ def create_pipeline(
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, tflite_export,
                   model_resolver, evaluator, report, pusher, tracker]
+    check_beam_runners(components, beam_pipeline_args, component_beam_pipeline_args or {})
     for component in components:
         if component.id in (component_beam_pipeline_args or {}):
             component.with_beam_pipeline_args(list(component_beam_pipeline_args[component.id]))
@@ -205,3 +218,32 @@ def create_pipeline(
         enable_cache=config.runtime.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args))
+
+
+def check_beam_runners(components: Sequence, beam_pipeline_args: Sequence[str],
+                       component_beam_pipeline_args: Mapping[str, Sequence[str]]) -> None:
+    """Refuses, before anything runs, a Beam runner that a Beam component cannot run on.
+
+    A component's runner is the last `--runner` of the pipeline-wide arguments followed by its own.
+
+    Raises:
+        ConfigError: Beam arguments are given for an id that is no Beam component of the pipeline, or a
+            Beam component other than :data:`DASK_CAPABLE_COMPONENTS` would run on Beam's Dask runner
+            (one line naming the component and the runner).
+    """
+    beam_ids = [component.id for component in components
+                if isinstance(getattr(component, "executor_spec", None), BeamExecutorSpec)]
+    unknown = sorted(set(component_beam_pipeline_args) - set(beam_ids))
+    if unknown:
+        raise ConfigError(f"Beam arguments for {', '.join(unknown)}: no Beam component of the pipeline has that id "
+                          f"(Beam components: {', '.join(beam_ids)})")
+    for component in components:
+        if not isinstance(getattr(component, "executor_spec", None), BeamExecutorSpec):
+            continue
+        args = list(beam_pipeline_args) + list(component_beam_pipeline_args.get(component.id, ()))
+        if dask_cluster.is_dask_runner(args) and component.id not in DASK_CAPABLE_COMPONENTS:
+            raise ConfigError(
+                f"{component.id} cannot run on Beam runner {dask_cluster.runner_name(args)}: it reads with Beam's "
+                "file IO (beam.io.Read), which that runner does not translate, and would fail or write empty "
+                f"artifacts; give the Dask runner to {', '.join(DASK_CAPABLE_COMPONENTS)} alone "
+                f"(--beam-arg={DASK_CAPABLE_COMPONENTS[0]}:--runner={dask_cluster.DASK_RUNNER})")

@@ -4,13 +4,24 @@ It wires the Trainer's parts together: the input pipeline (`data`), the model, o
 (`model_factory`), the strategy (`strategy`) and the serving export (`export`). It trains exactly the
 number of steps TFX gives it (`fn_args.train_steps`, from the Trainer's `TrainArgs`),
 validating every `training.steps_per_epoch` steps on `fn_args.eval_steps` batches, and writes into the
-model-run folder: `checkpoints/best.weights` (best validation mIoU), `backup/` (resume after a stop),
-`logs/` (TensorBoard) and `history.json` (per-epoch curves, with the learning rate and the steps so far;
-after a resume, the epochs run since). The exported model holds the best epoch's weights.
+model-run folder: `checkpoints/best.weights` (best validation mIoU), `logs/` (TensorBoard) and
+`history.json` (per-epoch curves, with the learning rate and the steps so far; after a resume, the epochs
+run since). The exported model holds the best epoch's weights (after a resume: the best of the epochs
+run since).
+
+Resuming: the resumable checkpoint (Keras `BackupAndRestore`, every `training.checkpoint_every_steps`
+steps or every epoch) lives beside the model-run folders, in `resume-<key>/`, where the key is a hash of
+everything the training depends on: the input artifacts' URIs (examples, transform graph), the
+`custom_config` and the step counts. TFX gives every execution a new model-run folder, so an execution
+that was killed (SIGKILL, a lost machine) and run again with the same inputs and configuration (a new
+execution of the same cache key) finds its predecessor's checkpoint there and continues from it instead
+of epoch 1. Keras deletes the checkpoint once training ends, so a finished training is never resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -54,6 +65,39 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(keras.backend.get_value(self.model.optimizer.iterations)) >= self.total_steps:
             self.model.stop_training = True
+
+
+RESUME_DIR_PREFIX = "resume-"
+
+
+def resumable_backup_dir(fn_args: tfx.components.FnArgs) -> str:
+    """Where this training keeps its resumable checkpoint: `<model-run folders>/resume-<key>`, the key a
+    hash of the input artifacts' URIs, the custom_config and the step counts (see the module docstring)."""
+    identity = {"train_files": list(fn_args.train_files), "eval_files": list(fn_args.eval_files),
+                "transform_graph": fn_args.transform_graph_path, "custom_config": fn_args.custom_config,
+                "train_steps": int(fn_args.train_steps), "eval_steps": int(fn_args.eval_steps)}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+    return os.path.join(os.path.dirname(os.path.normpath(fn_args.model_run_dir)), RESUME_DIR_PREFIX + key)
+
+
+class ResumeLogger(keras.callbacks.Callback):
+    """Logs, at the first epoch, whether training resumed from a checkpoint (`BackupAndRestore`, which
+    precedes it, has restored it by then) and at which epoch and step."""
+
+    def __init__(self, backup_dir: str, epochs: int):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.epochs = epochs
+        self.logged = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.logged:
+            return
+        self.logged = True
+        if epoch > 0:
+            logger.info("Trainer: resumed at epoch %d of %d (step %d) from the checkpoint of an interrupted "
+                        "execution in %s", epoch + 1, self.epochs,
+                        int(keras.backend.get_value(self.model.optimizer.iterations)), self.backup_dir)
 
 
 class ProgressLogger(keras.callbacks.Callback):
@@ -106,9 +150,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = build_compiled_model(config, label_map, total_steps, global_batch, class_weights)
 
     best_weights = os.path.join(fn_args.model_run_dir, artifacts.BEST_WEIGHTS)
+    backup_dir = resumable_backup_dir(fn_args)
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fn_args.model_run_dir, artifacts.BACKUP_DIR),
-                                         save_freq=training.checkpoint_every_steps or "epoch"),
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq=training.checkpoint_every_steps or "epoch"),
+        ResumeLogger(backup_dir, epochs),
         keras.callbacks.ModelCheckpoint(best_weights, monitor="val_miou", mode="max", save_best_only=True,
                                         save_weights_only=True),
         ProgressLogger(),
@@ -126,6 +171,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=eval_data, validation_steps=int(fn_args.eval_steps),
                         callbacks=callbacks, verbose=2)
+    if strategy_lib.is_chief():  # Keras deleted the checkpoint (training ended); its folder goes too
+        with contextlib.suppress(tf.errors.NotFoundError, tf.errors.FailedPreconditionError):
+            if not tf.io.gfile.listdir(backup_dir):
+                tf.io.gfile.rmtree(backup_dir)
     # The chief writes the best weights at the end of an epoch; the other workers load the chief's copy
     # (they write theirs to temporary folders), only once the chief is past its last save.
     strategy_lib.barrier(strategy)

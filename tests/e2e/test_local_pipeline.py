@@ -8,6 +8,7 @@ MLflow run (on a real server on 127.0.0.1) holding the metrics and the registere
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
 from pathlib import Path
@@ -190,3 +191,92 @@ def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
     listening = pipeline_run["listening"]
     assert len(listening) >= 5
     assert not sorted(entry for entry in listening if not is_loopback(entry[1]))
+
+
+# Kept last in this module: it adds a run to the fixture's output folder, which the tests above read.
+def test_a_run_killed_during_training_reuses_finished_steps_and_resumes_training(pipeline_run):
+    """`segpipe run --until Trainer` over the fixture's outputs with caching on and more epochs: every step
+    before the Trainer is a cache hit; SIGTERM once the Trainer has checkpointed its second epoch (SIGKILL if
+    it is still alive 30 s later); the same command again reuses the finished steps (ML Metadata and log) and
+    resumes training from the checkpoint instead of epoch 1; no execution is left RUNNING, no process behind.
+    (`--until Trainer` spares the steps after training, which the fixture's runs test, ~40 s.)"""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx import v1 as tfx
+
+    workdir = pipeline_run["workdir"]
+    epochs = 6
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--data-dir", str(workdir / "data"),
+               "--output", str(workdir / "out")] + [
+        f"--set={override}" for override in (
+            "model.image_size=[32, 32]", "model.unet.base_filters=4", "model.unet.depth=2",
+            f"training.epochs={epochs}", "training.steps_per_epoch=2", "training.batch_size=2",
+            "training.eval_steps=1", "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
+            "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc", "runtime.enable_cache=true")] + [
+        "--until", "Trainer"]
+    repository = Path(__file__).resolve().parents[2]
+    environment = {"PYTHONPATH": str(repository), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                   "HOME": str(workdir)}
+    model_runs = workdir / "out" / "tfx" / "Trainer" / "model_run"
+
+    def saved_epochs() -> int:
+        """The newest resumable checkpoint's number (one per epoch)."""
+        return max((int(match.group(1)) for path in model_runs.glob("resume-*/**/ckpt-*.index")
+                    if (match := re.fullmatch(r"ckpt-(\d+)\.index", path.name))), default=0)
+
+    started = time.monotonic()
+    first = subprocess.Popen(command, cwd=repository, env=environment, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    children = set()
+    try:
+        while saved_epochs() < 2 and first.poll() is None and time.monotonic() - started < 240:
+            children.update(psutil.Process(first.pid).children(recursive=True))
+            time.sleep(0.05)
+        assert first.poll() is None, f"the run ended before the Trainer checkpointed twice: {first.communicate()[1]}"
+        first.send_signal(signal.SIGTERM)
+        try:
+            first_log = first.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first_log = first.communicate()[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    if first.returncode != -signal.SIGKILL:  # it stopped on SIGTERM by itself
+        assert first.returncode == 128 + signal.SIGTERM, first_log
+        assert "segpipe: interrupted by SIGTERM" in first_log and "Trainer: interrupted;" in first_log
+    assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+
+    second = subprocess.run(command, cwd=repository, env=environment, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    upstream = ("SegmentationExampleGen", "ImportSchemaGen", "Transform")  # what the Trainer depends on
+    for component in upstream:
+        assert re.search(rf"I {component}: cached: outputs reused from an earlier run", second.stderr), component
+    resumed = re.search(rf"Trainer: resumed at epoch (\d+) of {epochs} \(step (\d+)\)", second.stderr)
+    assert resumed and int(resumed.group(1)) >= 3 and int(resumed.group(2)) >= 4, second.stderr
+
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(workdir / "out" / "metadata.sqlite")))
+
+    def newest_states(component: str) -> list[int]:
+        node = store.get_context_by_type_and_name("node", f"e2e-voc.{component}")
+        return [execution.last_known_state for execution in
+                sorted(store.get_executions_by_context(node.id), key=lambda execution: execution.id)]
+
+    for component in upstream:
+        assert newest_states(component)[-2:] == [metadata_store_pb2.Execution.CACHED] * 2, component
+    trainer_states = newest_states("Trainer")
+    assert trainer_states[-2:] == [metadata_store_pb2.Execution.CANCELED, metadata_store_pb2.Execution.COMPLETE]
+    assert not [execution for execution in store.get_executions()
+                if execution.last_known_state == metadata_store_pb2.Execution.RUNNING]
+    newest_run = max((path for path in model_runs.iterdir() if path.name.isdigit()), key=lambda path: int(path.name))
+    history = json.loads((newest_run / "history.json").read_text())
+    assert len(history["loss"]) == epochs - int(resumed.group(1)) + 1 and history["steps"][-1] == 2 * epochs
+    print(f"killed and resumed in {time.monotonic() - started:.0f} s")

@@ -22,7 +22,7 @@ from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.core import datasets, examples, ingestion, sample_data
-from components.core.datasets.splits import IngestionError, PairCandidate
+from components.core.datasets.splits import IngestionError, PairCandidate, SplitPlan
 from components.core.label_maps import load_label_map, schemas_dir
 from components.example_gen import ingest as ingest_module
 from components.example_gen.ingest import ingest
@@ -308,12 +308,12 @@ def test_layout_and_list_errors_come_before_beam(voc_dir, cityscapes_dir, tmp_pa
 
 
 def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
-    convert = ingest_module.ConvertPairFn("pascal_voc")  # setup() not called: no label map, so load_pair fails
+    convert = ingest_module.WriteShardFn("pascal_voc", "", "")  # setup() not called: no label map, so load_pair fails
     candidate = PairCandidate("pascal_voc", "train", "x", "/nowhere/x.jpg", "/nowhere/x.png")
-    outputs = list(convert.process(candidate))
-    assert len(outputs) == 1 and outputs[0].tag == ingest_module.QUARANTINE_TAG
-    assert outputs[0].value["file"] == "/nowhere/x.jpg"
-    assert outputs[0].value["reason"] == "image file not found"
+    serialized, record = convert.convert(candidate)
+    assert serialized is None and record["status"] == ingest_module.QUARANTINE_STATUS
+    assert record["file"] == "/nowhere/x.jpg"
+    assert record["reason"] == "image file not found"
     convert.setup()
     convert._label_map = None  # pylint: disable=protected-access
     image = tf.io.encode_png(tf.zeros([2, 2, 3], tf.uint8)).numpy()
@@ -322,9 +322,20 @@ def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
         handle.write(image)
     with tf.io.gfile.GFile("ram://m.png", "wb") as handle:
         handle.write(mask)
-    (output,) = convert.process(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png"))
-    assert output.tag == ingest_module.QUARANTINE_TAG
-    assert output.value["reason"].startswith("unexpected error: AttributeError")
+    serialized, record = convert.convert(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png"))
+    assert serialized is None and record["status"] == ingest_module.QUARANTINE_STATUS
+    assert record["reason"].startswith("unexpected error: AttributeError")
+
+
+def test_shards_are_contiguous_runs_of_the_listing():
+    candidates = tuple(PairCandidate("pascal_voc", "train", f"{index:03d}", f"/d/{index}.jpg", f"/d/{index}.png")
+                       for index in range(7))
+    plan = SplitPlan("pascal_voc", "train", "/d/train.txt", candidates, root="/d")
+    tasks = ingest_module.shard_tasks(plan, "/out/train", pairs_per_shard=3)
+    assert [task.candidates for task in tasks] == [candidates[0:3], candidates[3:6], candidates[6:]]
+    assert [task.file_name for task in tasks] == [f"data_tfrecord-0000{index}-of-00003.gz" for index in range(3)]
+    (empty,) = ingest_module.shard_tasks(SplitPlan("pascal_voc", "val", "/d/val.txt", (), root="/d"), "/out/val")
+    assert empty.candidates == () and empty.file_name == "data_tfrecord-00000-of-00001.gz"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -517,3 +528,9 @@ def test_executor_in_strict_mode_stops_and_leaves_a_folder_marked_failed(voc_dir
     leftovers = sorted(str(path.relative_to(tmp_path / "examples")) for path in (tmp_path / "examples").rglob("*"))
     assert leftovers == ["INGESTION_FAILED.json", "Split-train", "Split-val"]
     assert json.loads((tmp_path / "examples" / "INGESTION_FAILED.json").read_text())["strict_stop"]["id"] == bad_id
+
+
+def test_shards_are_named_as_tfx_names_them():
+    from tfx.components.example_gen import write_split
+
+    assert ingest_module.TFRECORD_FILE_PREFIX == write_split.DEFAULT_TF_RECORD_FILE_NAME

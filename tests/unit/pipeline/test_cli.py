@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from components import beam_options
 from pipeline.cli import main
 
 
@@ -40,13 +39,16 @@ def test_ingest_writes_records_and_a_reconciled_report(tmp_path, capsys):
     assert report["reconciled"] is True
     assert report["totals"]["listed"] == report["totals"]["written"] == 4
     assert (tmp_path / "records" / "ingestion_report.json").is_file()
-    # The default is multi-threaded DirectRunner, one thread per core: each thread writes its own shard of
-    # train's 3 pairs. Beam options pass through: one in-memory worker writes one shard.
-    default_shards = min(int(beam_options.ingestion_args()[1].split("=")[1]), 3)
-    assert len(list((tmp_path / "records" / "train").glob("data_tfrecord-*"))) == default_shards
+    # Shards are runs of up to 100 listed pairs whatever the runner: train's 3 pairs are one shard. Beam
+    # options pass through (one in-memory worker instead of the multi-threaded default): the same bytes.
+    assert [path.name for path in (tmp_path / "records" / "train").glob("data_tfrecord-*")] == \
+        ["data_tfrecord-00000-of-00001.gz"]
     assert main(["ingest", "--format", "cityscapes", "--data-dir", str(tmp_path / "data"), "--out",
                  str(tmp_path / "one"), "--beam-arg=--direct_running_mode=in_memory",
                  "--beam-arg=--direct_num_workers=1"]) == 0
+    for split in ("train", "val"):
+        assert (tmp_path / "one" / split / "data_tfrecord-00000-of-00001.gz").read_bytes() == \
+            (tmp_path / "records" / split / "data_tfrecord-00000-of-00001.gz").read_bytes()
     assert json.loads(capsys.readouterr().out)["splits"]["train"]["written"] == 3
     assert len(list((tmp_path / "one" / "train").glob("data_tfrecord-*"))) == 1
 
