@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -168,9 +169,13 @@ def cmd_run(args) -> int:
     from pipeline.config import load_config
 
     config = load_config(args.config, args.overrides)
+    from components.tracking.targets import check_reachable, resolve_tracking_target
+
+    target = resolve_tracking_target(config.runtime.mlflow_tracking_uri, args.output)
+    check_reachable(target.uri, origin=target.origin)  # in a second, before TensorFlow and TFX are loaded
     from pipeline.local_runner import run_local
 
-    summary = run_local(config, args.output, data_dir=args.data_dir)
+    summary = run_local(config, args.output, data_dir=args.data_dir, source=args.command_line)
     print(summary.describe())
     return 0
 
@@ -229,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     did not). With `--verbose` the traceback is printed before it.
     """
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["segpipe", *(sys.argv[1:] if argv is None else argv)])  # an MLflow run's source
     configure_logging(verbose=args.verbose)
     from components.core.datasets.splits import IngestionError
     from pipeline.config import ConfigError

@@ -10,10 +10,13 @@ Everything a run writes lands under one output folder:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
@@ -25,7 +28,16 @@ from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
 from components.tracking.component import RUN_ID_OUTPUT
-from components.tracking.mlflow_logging import check_reachable, local_tracking_uri
+from components.core.datasets.fingerprint import fingerprint_dataset
+from components.tracking.mlflow_logging import (
+    PipelineRunStart,
+    bounded_http_retries,
+    dataset_inputs,
+    end_pipeline_run,
+    start_pipeline_run,
+)
+from components.tracking.targets import check_reachable, local_artifact_location, resolve_tracking_target
+from components.trainer import live_metrics
 from pipeline.pipeline import TRACKER_ID, create_pipeline
 
 logger = logging.getLogger(__name__)
@@ -56,19 +68,21 @@ class RunSummary:
         ingested = ", ".join(f"{split} {self.metrics[f'data/{split}/written']:.0f} written "
                              f"({self.metrics[f'data/{split}/quarantined']:.0f} quarantined)" for split in splits)
         lines.append(f"Ingested:        {ingested}; validation anomalies: {self.metrics.get('data/anomalies', 0):.0f}")
-        overall = {name: value for name, value in sorted(self.metrics.items()) if "/" not in name}
+        overall = {name.removeprefix("eval/"): value for name, value in sorted(self.metrics.items())
+                   if name.startswith("eval/") and name.count("/") == 1}
         lines += [f"Evaluation {name}: {value:.4f}" for name, value in overall.items()]
         lines.append(f"MLflow run:      {self.mlflow_run_id} (experiment '{self.experiment}')")
         if self.registered_version:
             lines.append(f"Registered model '{self.registered_model}' version {self.registered_version}")
         if self.tracking_uri.startswith("sqlite:"):
-            lines.append(f"Open it with:    mlflow ui --backend-store-uri {self.tracking_uri}")
+            lines.append(f"Open it with:    segpipe ui --output {self.output_dir}")
         else:
             lines.append(f"Open it at:      {self.tracking_uri}")
         return "\n".join(lines)
 
 
-def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "") -> RunSummary:
+def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
+              source: str = "segpipe run") -> RunSummary:
     """Runs the whole pipeline with LocalDagRunner and returns what it produced.
 
     Args:
@@ -76,48 +90,109 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         output_dir: the folder everything is written to (created when missing).
         data_dir: the dataset; overrides `config.data.data_dir`. When both are empty a synthetic
             dataset of `config.data.format` is generated under `<output_dir>/data`.
+        source: the command that started the run, recorded as the MLflow run's source.
+
+    One MLflow run spans the pipeline run: started before the first step (in the configured store, else
+    the one `MLFLOW_TRACKING_URI` names, else a SQLite store in the output folder), ended after the last.
 
     Raises:
         IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
             or its training or evaluation split is missing or lists nothing.
         ConfigError: before anything runs or is written, if the configured MLflow server is unreachable.
+        TrackingError: before anything runs, if the MLflow server fails to create the run.
         PipelineRunError: if a step fails (the ExampleGen, for instance, when a split is left without a
             usable example): a summary of what finished and what did not, the step's error as cause.
     """
     data_dir = data_dir or config.data.data_dir
     if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
         datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
-    if config.runtime.mlflow_tracking_uri:
-        check_reachable(config.runtime.mlflow_tracking_uri)
     output = Path(output_dir).resolve()
+    target = resolve_tracking_target(config.runtime.mlflow_tracking_uri, output)
+    check_reachable(target.uri, origin=target.origin)
     output.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or str(generate_synthetic_data(config, output / "data"))
-    tracking_uri = config.runtime.mlflow_tracking_uri or local_tracking_uri(output)
-    artifact_location = (output / "mlflow-artifacts").as_uri() if tracking_uri.startswith("sqlite:") else ""
-    pipeline = create_pipeline(
-        config,
-        data_dir=str(Path(data_dir).resolve()),
-        pipeline_root=str(output / "tfx"),
-        serving_model_dir=str(output / "serving_model"),
-        tracking_uri=tracking_uri,
-        artifact_location=artifact_location,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(output / "metadata.sqlite")),
-        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
-        component_beam_pipeline_args=beam_options.local_component_args(config.runtime))
-    logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
-    beam_options.bind_local_beam_servers_to_loopback()
-    store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
-    newest = store.get_executions(list_options=metadata_store.ListOptions(
-        limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
-    last_execution_before = newest[0].id if newest else 0
+    artifact_location = "" if target.is_server else local_artifact_location(output)
+    with bounded_http_retries():
+        run_id = start_pipeline_run(target, pipeline_run_start(config, str(data_dir), source), artifact_location)
+        logger.info("MLflow run %s started at %s", run_id, target.uri)
+        pipeline = create_pipeline(
+            config,
+            data_dir=str(Path(data_dir).resolve()),
+            pipeline_root=str(output / "tfx"),
+            serving_model_dir=str(output / "serving_model"),
+            tracking_uri=target.uri,
+            artifact_location=artifact_location,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(output / "metadata.sqlite")),
+            beam_pipeline_args=beam_options.local_pipeline_args(config.runtime),
+            component_beam_pipeline_args=beam_options.local_component_args(config.runtime),
+            mlflow_run_id=run_id)
+        logger.info("Running pipeline '%s' on %s", config.runtime.pipeline_name, data_dir)
+        beam_options.bind_local_beam_servers_to_loopback()
+        store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+        newest = store.get_executions(list_options=metadata_store.ListOptions(
+            limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
+        last_execution_before = newest[0].id if newest else 0
+        try:
+            with live_training_run(target.uri, run_id):
+                tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
+            end_pipeline_run(target, run_id, succeeded=False,
+                             tags=pipeline_run_tags(store, pipeline, last_execution_before))
+            raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
+                                   output) from error
+        end_pipeline_run(target, run_id, succeeded=True, tags=pipeline_run_tags(store, pipeline, last_execution_before))
+    return summarize(output, str(data_dir), target.uri, tracked_run_id(pipeline), config.runtime.registered_model)
+
+
+def pipeline_run_start(config: PipelineConfig, data_dir: str, source: str) -> PipelineRunStart:
+    """What the pipeline run's MLflow run holds from its start: the command, the code's version, the whole
+    configuration, the TFX pipeline, the model's architecture and backbone, and the dataset's splits as
+    dataset inputs with their fingerprint."""
+    train_split, eval_split = config.data.splits
+    fingerprint = fingerprint_dataset(config.data.format, data_dir, [train_split, eval_split])
+    model = config.model
+    backbone = getattr(model.selected, "backbone", None)
+    return PipelineRunStart(
+        experiment=config.runtime.experiment,
+        run_name=f"{config.runtime.pipeline_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        source=source,
+        code_dir=str(Path(__file__).resolve().parents[1]),
+        params=config.flat(),
+        tags={"tfx.pipeline_name": config.runtime.pipeline_name, "segpipe.dataset": fingerprint.name,
+              "segpipe.dataset_root": fingerprint.root, "segpipe.dataset_fingerprint": fingerprint.digest,
+              **{f"segpipe.dataset.{split.name}.listed": str(split.listed) for split in fingerprint.splits},
+              "segpipe.architecture": model.architecture,
+              "segpipe.backbone": backbone.name if backbone is not None else "none"},
+        datasets=dataset_inputs(fingerprint, train_split, eval_split))
+
+
+@contextlib.contextmanager
+def live_training_run(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """Within the block, the Trainer (run in this process by LocalDagRunner) logs its curves into `run_id`."""
+    previous = {name: os.environ.get(name) for name in (live_metrics.RUN_ID_ENV, live_metrics.TRACKING_URI_ENV)}
+    os.environ[live_metrics.RUN_ID_ENV], os.environ[live_metrics.TRACKING_URI_ENV] = run_id, tracking_uri
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
-    except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
-        raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
-                               output) from error
-    run_id = tracked_run_id(pipeline)
-    return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def pipeline_run_tags(store: metadata_store.MetadataStore, pipeline: tfx.dsl.Pipeline,
+                      after_execution: int) -> dict[str, str]:
+    """`tfx.pipeline_run_id`: the TFX run id (ML Metadata's pipeline_run context) of the executions of
+    `pipeline` with ids above `after_execution` (no tag when none ran)."""
+    executions = [execution for execution in store.get_executions() if execution.id > after_execution]
+    if not executions:
+        return {}
+    contexts = store.get_contexts_by_execution(max(execution.id for execution in executions))
+    run_type = store.get_context_type("pipeline_run")
+    names = [context.name for context in contexts if context.type_id == run_type.id]
+    return {"tfx.pipeline_run_id": names[0]} if names else {}
 
 
 _STATE_WORDS = {

@@ -50,6 +50,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Sequence[str] = (),
     component_beam_pipeline_args: Mapping[str, Sequence[str]] | None = None,
+    mlflow_run_id: str = "",
 ) -> tfx.dsl.Pipeline:
     """Builds the segmentation pipeline.
 
@@ -64,6 +65,8 @@ def create_pipeline(
         beam_pipeline_args: arguments of the Beam pipelines of Beam-based components.
         component_beam_pipeline_args: per component id, Beam arguments that follow (and so override)
             the pipeline-wide ones.
+        mlflow_run_id: the MLflow run the runner started for this pipeline run, which the tracker logs
+            into ("" = the tracker creates a run itself).
 
     Returns:
         The `tfx.dsl.Pipeline`.
@@ -134,11 +137,14 @@ def create_pipeline(
         blessing=evaluator.outputs["blessing"],
         pushed_model=pusher.outputs["pushed_model"],
         report=report.outputs["report"],
+        tflite_models=tflite_export.outputs["tflite_models"],
         tracking_uri=tracking_uri,
         experiment=config.runtime.experiment,
         registered_model=config.runtime.registered_model,
         run_params=json.dumps(config.flat()),
-        artifact_location=artifact_location).with_id(TRACKER_ID)
+        eval_split=eval_split,
+        artifact_location=artifact_location,
+        mlflow_run_id=mlflow_run_id).with_id(TRACKER_ID)
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, tflite_export,
                   model_resolver, evaluator, report, pusher, tracker]
