@@ -11,6 +11,7 @@ Everything a run writes lands under one output folder:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -244,6 +245,9 @@ class PipelineRunError(RuntimeError):
                      for step, state in states.items() if state in wanted]
             if steps:
                 lines.append(f"  {label + ':':<13} {', '.join(steps)}")
+        if TRACKER_ID in failed and states.get("Pusher", "").startswith("finished"):
+            lines.append(f"  the model, its blessing and the push are in place; to log the run to MLflow again: "
+                         f"segpipe track --output {output}")
         lines.append(f"  outputs so far: {output / 'tfx'}; run again with --verbose for the traceback")
         super().__init__("\n".join(lines))
 
@@ -294,3 +298,55 @@ def summarize(output: Path, data_dir: str, tracking_uri: str, run_id: str, regis
         mlflow_run_id=run_id,
         registered_model=registered_model,
         registered_version=versions[0].version if versions else "")
+
+
+def relog_run(output_dir: str | os.PathLike[str], tracking_uri: str = "") -> tuple[str, str, str]:
+    """Logs the newest tracked pipeline run of an output folder to MLflow again (`segpipe track`): the
+    inputs and settings of its MlflowTracker step, read from the folder's ML Metadata, go through the
+    tracker's code into a new MLflow run. Used when tracking failed (the server was away).
+
+    Args:
+        output_dir: the run's output folder (holding `metadata.sqlite`).
+        tracking_uri: where to log; "" = where the run was configured to log.
+
+    Returns:
+        (MLflow run id, registered version or "", tracking URI).
+
+    Raises:
+        FileNotFoundError: no ML Metadata in the folder.
+        ValueError: the folder's runs never reached the tracking step.
+        ConfigError: the tracking server is unreachable.
+        TrackingError: the server failed while logging (after the retries).
+    """
+    from tfx.types import artifact_utils
+
+    from components.tracking.component import PipelineOutputs, TrackingSettings, track_outputs
+
+    output = Path(output_dir).resolve()
+    database = output / "metadata.sqlite"
+    if not database.is_file():
+        raise FileNotFoundError(f"{database}: no ML Metadata here; pass the --output folder of a segpipe run")
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(str(database)))
+    nodes = [context for context in store.get_contexts_by_type("node") if context.name.endswith(f".{TRACKER_ID}")]
+    executions = [execution for node in nodes for execution in store.get_executions_by_context(node.id)]
+    if not executions:
+        raise ValueError(f"{output}: no pipeline run there reached the {TRACKER_ID} step; nothing to log")
+    execution = max(executions, key=lambda item: item.id)
+    inputs: dict[str, object] = {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            (artifact,) = store.get_artifacts_by_id([event.artifact_id])
+            (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
+            inputs[event.path.steps[0].key] = artifact_utils.deserialize_artifact(artifact_type, artifact)
+    properties = {name: value.string_value for name, value in execution.custom_properties.items()}
+    uri = tracking_uri or properties["tracking_uri"]
+    check_reachable(uri, origin="--tracking-uri" if tracking_uri else "the run's tracking URI")
+    settings = TrackingSettings(tracking_uri=uri, experiment=properties["experiment"],
+                                registered_model=properties["registered_model"],
+                                run_params=json.loads(properties["run_params"]),
+                                eval_split=properties["eval_split"],
+                                artifact_location=properties.get("artifact_location", "") if not tracking_uri else "")
+    outputs = PipelineOutputs(**{name: inputs.get(name) for name in PipelineOutputs.__dataclass_fields__})
+    with bounded_http_retries():
+        run_id, version = track_outputs(outputs, settings)
+    return run_id, version, uri

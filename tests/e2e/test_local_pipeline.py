@@ -8,8 +8,10 @@ MLflow run (on a real server on 127.0.0.1) holding the metrics and the registere
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,8 @@ NUM_IMAGES = 8
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
+    """Two pipeline runs against one MLflow server (the second below the bar, its steps up to the
+    Evaluator cached); the server stays up while the module's tests run."""
     from components.core import sample_data
     from pipeline.config import load_config, DEFAULT_CONFIG
     from pipeline.local_runner import run_local
@@ -33,18 +37,17 @@ def pipeline_run(tmp_path_factory):
     with mlflow_server(workdir / "mlflow") as tracking_uri:
         config = load_config(DEFAULT_CONFIG, [
             "model.image_size=[32, 32]", "model.unet.base_filters=4", "model.unet.depth=2",
-            "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=2", "training.eval_steps=1",
+            "training.epochs=2", "training.steps_per_epoch=1", "training.batch_size=2", "training.eval_steps=1",
             "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
             "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc",
             f"runtime.mlflow_tracking_uri={tracking_uri}"])
         with watch_listening() as listening:  # this process and its children, the MLflow server included
-            summary = run_local(config, workdir / "out", data_dir=str(workdir / "data"))
+            summary = run_local(config, workdir / "out", data_dir=str(workdir / "data"), source="segpipe run (e2e)")
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri)
         run = client.get_run(summary.mlflow_run_id)
         versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
-        artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "serving_model")]
         report_artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "evaluation_report")]
         # A second run, against the first run's blessed model, with a bar no model can pass. Caching
         # reuses ingestion, Transform and training, so only evaluation onwards runs again.
@@ -53,9 +56,9 @@ def pipeline_run(tmp_path_factory):
                                              "runtime": {**config.to_dict()["runtime"], "enable_cache": True}}),
                            workdir / "out", data_dir=str(workdir / "data"))
         all_versions = client.search_model_versions("name = 'e2e-voc'")
-    return {"workdir": workdir, "summary": summary, "data": data_summary, "run": run, "versions": versions,
-            "artifacts": artifacts, "report_artifacts": report_artifacts, "second": second,
-            "all_versions": all_versions, "listening": listening}
+        yield {"workdir": workdir, "summary": summary, "data": data_summary, "run": run, "versions": versions,
+               "report_artifacts": report_artifacts, "second": second, "all_versions": all_versions,
+               "listening": listening, "tracking_uri": tracking_uri, "client": client}
 
 
 def _artifact_dirs(workdir: Path, component: str, output: str) -> list[str]:
@@ -107,13 +110,13 @@ def test_pushed_model_loads_and_predicts_masks(pipeline_run):
 
 def test_evaluation_gives_a_finite_miou_overall_and_per_split(pipeline_run):
     metrics = pipeline_run["summary"].metrics
-    assert 0.0 <= metrics["miou"] <= 1.0 and math.isfinite(metrics["miou"])
-    assert metrics["slice/split:val/miou"] == pytest.approx(metrics["miou"])
-    assert metrics["slice/dataset:pascal_voc/miou"] == pytest.approx(metrics["miou"])
-    assert metrics["slice/size_bucket:le256/miou"] == pytest.approx(metrics["miou"])
-    assert metrics["example_count"] == pipeline_run["data"]["counts"]["val"]
-    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 <= metrics["mean_dice"] <= 1.0
-    assert metrics["hd_pairs"] + metrics["hd_one_empty"] >= 1
+    assert 0.0 <= metrics["eval/miou"] <= 1.0 and math.isfinite(metrics["eval/miou"])
+    assert metrics["eval/split:val/miou"] == pytest.approx(metrics["eval/miou"])
+    assert metrics["eval/dataset:pascal_voc/miou"] == pytest.approx(metrics["eval/miou"])
+    assert metrics["eval/size_bucket:le256/miou"] == pytest.approx(metrics["eval/miou"])
+    assert metrics["eval/example_count"] == pipeline_run["data"]["counts"]["val"]
+    assert 0.0 <= metrics["eval/pixel_accuracy"] <= 1.0 and 0.0 <= metrics["eval/mean_dice"] <= 1.0
+    assert metrics["eval/hd_pairs"] + metrics["eval/hd_one_empty"] >= 1
 
 
 def test_evaluation_report_has_tables_confusion_matrix_and_overlays(pipeline_run):
@@ -122,7 +125,7 @@ def test_evaluation_report_has_tables_confusion_matrix_and_overlays(pipeline_run
     report_dir = _artifact_dirs(pipeline_run["workdir"], "EvaluationReport", "report")[0]
     table = json.loads(Path(report_dir, "per_class.json").read_text())
     assert [row["class"] for row in table["classes"]][:2] == ["background", "aeroplane"]
-    assert table["overall"]["miou"] == pytest.approx(pipeline_run["summary"].metrics["miou"])
+    assert table["overall"]["miou"] == pytest.approx(pipeline_run["summary"].metrics["eval/miou"])
     assert Path(report_dir, "confusion_matrix.png").is_file()
     overlays = sorted(p.relative_to(report_dir).as_posix() for p in Path(report_dir, "overlays").rglob("*.png"))
     assert any(path.startswith("overlays/all/") for path in overlays)
@@ -135,8 +138,8 @@ def test_a_model_below_the_bar_is_compared_with_the_last_blessed_one_and_not_pus
     second = pipeline_run["second"]
     assert not second.blessed and second.pushed_model == ""
     # Only the evaluation settings changed: the cached model is evaluated again, so it scores the same.
-    assert second.metrics["miou"] == pytest.approx(pipeline_run["summary"].metrics["miou"])
-    assert second.metrics["miou_diff"] == pytest.approx(0.0, abs=1e-9)
+    assert second.metrics["eval/miou"] == pytest.approx(pipeline_run["summary"].metrics["eval/miou"])
+    assert second.metrics["eval/miou_diff"] == pytest.approx(0.0, abs=1e-9)
     assert second.mlflow_run_id != pipeline_run["summary"].mlflow_run_id
     assert [version.version for version in pipeline_run["all_versions"]] == ["1"]
     evaluation = _artifact_dirs(pipeline_run["workdir"], "Evaluator", "evaluation")[-1]
@@ -149,22 +152,126 @@ def test_a_model_below_the_bar_is_compared_with_the_last_blessed_one_and_not_pus
     assert "miou" in baseline_metrics
 
 
-def test_mlflow_run_holds_params_metrics_and_registered_model(pipeline_run):
+def _trainer_execution(workdir: Path):
+    """The first Trainer execution in the run folder's ML Metadata (the first pipeline run's training)."""
+    from ml_metadata.metadata_store import metadata_store
+    from tfx import v1 as tfx
+
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(workdir / "out" / "metadata.sqlite")))
+    node = store.get_context_by_type_and_name("node", "e2e-voc.Trainer")
+    return min(store.get_executions_by_context(node.id), key=lambda execution: execution.id)
+
+
+def test_mlflow_run_spans_the_pipeline_with_source_params_datasets_and_results(pipeline_run):
     run = pipeline_run["run"]
     assert run.info.status == "FINISHED"
-    assert run.data.params["training.epochs"] == "1"
-    assert run.data.params["data.format"] == "voc"
-    assert math.isfinite(run.data.metrics["miou"])
-    assert "train/loss" in run.data.metrics
+    assert run.data.params["training.epochs"] == "2" and run.data.params["data.format"] == "voc"
+    assert run.data.params["version.tfx"].startswith("1.16") and "version.tensorflow" in run.data.params
+    tags = run.data.tags
+    assert tags["mlflow.source.name"] == "segpipe run (e2e)"
+    assert tags["tfx.pipeline_name"] == "e2e-voc" and tags["tfx.pipeline_run_id"]
+    assert tags["segpipe.architecture"] == "unet" and tags["segpipe.backbone"] == "none"
+    assert tags["segpipe.dataset"] == "pascal_voc" and len(tags["segpipe.dataset_fingerprint"]) == 16
+    assert int(tags["tfx.artifact.model"]) > 0 and int(tags["tfx.artifact.examples"]) > 0
+    trainer = _trainer_execution(pipeline_run["workdir"])
+    # The run started before the Trainer and ended after it: its duration is the pipeline's.
+    assert run.info.start_time < trainer.create_time_since_epoch
+    assert run.info.end_time > trainer.last_update_time_since_epoch
     counts = pipeline_run["data"]["counts"]
-    assert run.data.metrics["data/train/written"] == counts["train"]
-    assert run.data.metrics["data/val/listed"] == counts["val"]
-    assert run.data.metrics["data/val/quarantined"] == 0
-    assert run.data.metrics["data/anomalies"] == 0
-    assert run.data.tags["segpipe.pushed"] == "true"
-    assert [version.name for version in pipeline_run["versions"]] == ["e2e-voc"]
-    assert "serving_model/saved_model.pb" in pipeline_run["artifacts"]
-    assert {"evaluation_report/per_class.json", "evaluation_report/per_class.md", "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])
+    inputs = {item.dataset.name: item for item in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["pascal_voc/train", "pascal_voc/val"]
+    assert {tag.key: tag.value for tag in inputs["pascal_voc/train"].tags}["mlflow.data.context"] == "training"
+    assert {tag.key: tag.value for tag in inputs["pascal_voc/val"].tags}["mlflow.data.context"] == "evaluation"
+    assert json.loads(inputs["pascal_voc/val"].dataset.profile)["num_rows"] == counts["val"]
+    metrics = run.data.metrics
+    assert math.isfinite(metrics["eval/miou"]) and metrics["eval/split:val/miou"] == pytest.approx(metrics["eval/miou"])
+    assert "eval/iou/background" in metrics
+    assert metrics["data/train/written"] == counts["train"] and metrics["data/val/listed"] == counts["val"]
+    assert metrics["data/val/quarantined"] == 0 and metrics["data/anomalies"] == 0
+    assert 0.0 <= metrics["tflite/float32/miou"] <= 1.0 and metrics["tflite/int8/size_bytes"] > 0
+    assert tags["segpipe.pushed"] == "true"
+    assert {"evaluation_report/per_class.json", "evaluation_report/per_class.md",
+            "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])
+    client = pipeline_run["client"]
+    assert "tflite/tflite_models.json" in [item.path for item in client.list_artifacts(run.info.run_id, "tflite")]
+    assert client.list_artifacts(run.info.run_id, "tensorboard")
+
+
+def test_training_curves_were_logged_while_the_trainer_ran(pipeline_run):
+    client, run_id = pipeline_run["client"], pipeline_run["run"].info.run_id
+    trainer_end = _trainer_execution(pipeline_run["workdir"]).last_update_time_since_epoch
+    for name in ("train/loss", "train/miou", "train/val_loss", "train/val_miou", "train/learning_rate"):
+        points = client.get_metric_history(run_id, name)
+        assert [point.step for point in points] == [0, 1], name
+        assert all(point.timestamp < trainer_end for point in points), name
+
+
+def test_the_pushed_model_is_the_champion_and_predicts_masks_through_pyfunc(pipeline_run, monkeypatch):
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    import tensorflow as tf
+    from PIL import Image
+
+    client = pipeline_run["client"]
+    (version,) = pipeline_run["versions"]
+    assert version.name == "e2e-voc"
+    assert client.get_model_version_by_alias("e2e-voc", "champion").version == version.version
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", pipeline_run["tracking_uri"])
+    model = mlflow.pyfunc.load_model("models:/e2e-voc@champion")
+    assert model.metadata.get_input_schema().input_names() == ["image"]
+    jpeg = sorted((pipeline_run["workdir"] / "data").rglob("*.jpg"))[0].read_bytes()
+    png_path = pipeline_run["workdir"] / "other-size.png"
+    Image.fromarray(np.full((20, 28, 3), 90, np.uint8)).save(png_path)
+    masks = model.predict(pd.DataFrame({"image": [jpeg, png_path.read_bytes()]}))
+    assert [mask.shape for mask in masks] == [(40, 48), (20, 28)]
+    served = tf.saved_model.load(pipeline_run["summary"].pushed_model).signatures["serving_default"]
+    expected = served(images=tf.constant([jpeg]))["class_ids"].numpy()[0]
+    np.testing.assert_array_equal(masks[0], expected)
+    assert masks[1].max() < 21
+
+
+def test_two_runs_with_different_configs_are_compared_by_their_metrics(pipeline_run):
+    client, first, second = pipeline_run["client"], pipeline_run["run"], pipeline_run["second"]
+    runs = client.search_runs([first.info.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time ASC"])
+    by_id = {run.info.run_id: run for run in runs}
+    assert {first.info.run_id, second.mlflow_run_id} <= set(by_id)
+    older, newer = by_id[first.info.run_id], by_id[second.mlflow_run_id]
+    assert (older.data.params["evaluation.miou_threshold"], newer.data.params["evaluation.miou_threshold"]) == (
+        "0.0", "1.0")
+    assert newer.data.metrics["eval/miou"] == pytest.approx(older.data.metrics["eval/miou"])
+    assert (older.data.tags["segpipe.blessed"], newer.data.tags["segpipe.blessed"]) == ("true", "false")
+    # the second run's Trainer was cached: its curves come from the first training's history
+    assert [point.step for point in client.get_metric_history(newer.info.run_id, "train/loss")] == [0, 1]
+
+
+def test_segpipe_track_relogs_a_run_and_reports_a_server_lost_while_logging(pipeline_run, capsys):
+    from pipeline.cli import main
+    from tests.support.outage_proxy import OutageProxy
+
+    out, uri = pipeline_run["workdir"] / "out", pipeline_run["tracking_uri"]
+    pushed = Path(pipeline_run["summary"].pushed_model)
+    pushed_files = sorted(path.relative_to(pushed) for path in pushed.rglob("*"))
+    # The server goes away once logging has started: at the tracker's first read of the run.
+    proxy = OutageProxy(int(uri.rsplit(":", 1)[1]), marker=b"/runs/get?")
+    proxy_uri = f"http://127.0.0.1:{proxy.port}"
+    started = time.monotonic()
+    assert main(["track", "--output", str(out), "--tracking-uri", proxy_uri]) == 1
+    elapsed = time.monotonic() - started
+    error = capsys.readouterr().err.strip().splitlines()
+    assert proxy.cut.is_set() and proxy.forwarded_before_cut > 0
+    assert len(error) == 1 and error[0].startswith(f"segpipe: MLflow run lookup failed at {proxy_uri} after 3 attempts")
+    assert elapsed < 60
+    assert sorted(path.relative_to(pushed) for path in pushed.rglob("*")) == pushed_files
+    # Once the server is back (here: the real one), the run is logged again.
+    assert main(["track", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    run_id = printed.split("MLflow run:")[1].split()[0]
+    relogged = pipeline_run["client"].get_run(run_id)
+    assert relogged.info.status == "FINISHED"
+    assert relogged.data.metrics["eval/miou"] == pytest.approx(pipeline_run["second"].metrics["eval/miou"])
 
 
 def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
