@@ -32,7 +32,7 @@ from components.tracking.component import RUN_ID_OUTPUT
 from components.core.datasets.fingerprint import fingerprint_dataset
 from components.tracking.mlflow_logging import (
     PipelineRunStart,
-    bounded_http_retries,
+    mlflow_client_settings,
     dataset_inputs,
     end_pipeline_run,
     start_pipeline_run,
@@ -113,7 +113,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
     output.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or str(generate_synthetic_data(config, output / "data"))
     artifact_location = "" if target.is_server else local_artifact_location(output)
-    with bounded_http_retries():
+    with mlflow_client_settings():
         run_id = start_pipeline_run(target, pipeline_run_start(config, str(data_dir), source), artifact_location)
         logger.info("MLflow run %s started at %s", run_id, target.uri)
         pipeline = create_pipeline(
@@ -347,6 +347,6 @@ def relog_run(output_dir: str | os.PathLike[str], tracking_uri: str = "") -> tup
                                 eval_split=properties["eval_split"],
                                 artifact_location=properties.get("artifact_location", "") if not tracking_uri else "")
     outputs = PipelineOutputs(**{name: inputs.get(name) for name in PipelineOutputs.__dataclass_fields__})
-    with bounded_http_retries():
+    with mlflow_client_settings():
         run_id, version = track_outputs(outputs, settings)
     return run_id, version, uri

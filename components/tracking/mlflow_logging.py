@@ -57,13 +57,15 @@ class TrackingError(RuntimeError):
 
 
 @contextlib.contextmanager
-def bounded_http_retries(max_retries: int = 2, backoff_factor: float = 1.0, timeout_s: int = 30) -> Iterator[None]:
+def mlflow_client_settings(max_retries: int = 2, backoff_factor: int = 1, timeout_s: int = 30) -> Iterator[None]:
     """Within the block, MLflow's HTTP client gives up on a request after `max_retries` retries and
-    `timeout_s` seconds each (its defaults retry for minutes), unless the user set these variables; our
-    own retries (:func:`with_retries`) decide when to give up."""
+    `timeout_s` seconds each (its defaults retry for minutes), so that our own retries (:func:`with_retries`)
+    decide when to give up, and it prints no "View run at" lines (the run's summary says where it is);
+    variables the user set are left alone."""
     wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(backoff_factor),
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
+              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
     added = [name for name in wanted if name not in os.environ]
     os.environ.update({name: wanted[name] for name in added})
     try:
@@ -71,6 +73,18 @@ def bounded_http_retries(max_retries: int = 2, backoff_factor: float = 1.0, time
     finally:
         for name in added:
             os.environ.pop(name, None)
+
+
+CONNECTION_PROBLEMS = ("Connection refused", "Connection reset", "Connection aborted", "timed out",
+                       "Name or service not known", "No route to host", "Remote end closed connection")
+
+
+def short_reason(error: BaseException) -> str:
+    """One short phrase for an MLflow client error: the connection problem when there is one (MLflow's
+    own message is a long URL and urllib3's retry story), else the message's first 300 characters."""
+    text = " ".join(str(error).split())
+    problem = next((phrase for phrase in CONNECTION_PROBLEMS if phrase in text), None)
+    return problem or text[:300] or type(error).__name__
 
 
 def with_retries(action: Callable[[], T], what: str, tracking_uri: str, attempts: int = 3,
@@ -84,7 +98,7 @@ def with_retries(action: Callable[[], T], what: str, tracking_uri: str, attempts
         try:
             return action()
         except Exception as error:  # pylint: disable=broad-except  # MlflowException, requests', OS errors
-            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            reason = short_reason(error)
             if attempt == attempts:
                 raise TrackingError(f"MLflow {what} failed at {tracking_uri} after {attempts} attempts: "
                                     f"{reason}") from error

@@ -59,7 +59,12 @@ class MlflowEpochLogger(keras.callbacks.Callback):
             self.failed = True
             logger.warning("MLflow: could not log epoch %d's curves to run %s at %s (%s); training goes on, no "
                            "more curves are logged live, the tracker logs them at the end", epoch + 1, self.run_id,
-                           self.tracking_uri, " ".join(str(error).split())[:300])
+                           self.tracking_uri, _short_reason(error))
+
+
+def _short_reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return "Connection refused" if "Connection refused" in text else text[:300] or type(error).__name__
 
 
 def live_logger_from_environment() -> MlflowEpochLogger | None:

@@ -262,7 +262,11 @@ def test_segpipe_track_relogs_a_run_and_reports_a_server_lost_while_logging(pipe
     elapsed = time.monotonic() - started
     error = capsys.readouterr().err.strip().splitlines()
     assert proxy.cut.is_set() and proxy.forwarded_before_cut > 0
-    assert len(error) == 1 and error[0].startswith(f"segpipe: MLflow run lookup failed at {proxy_uri} after 3 attempts")
+    # a warning per failed attempt, then one error line naming the step and the server
+    assert [line.split(" W ", 1)[-1] for line in error[:-1]] == [
+        f"MLflow run lookup failed at {proxy_uri} (attempt {attempt} of 3, again in {delay} s): Connection refused"
+        for attempt, delay in ((1, 2), (2, 4))]
+    assert error[-1] == f"segpipe: MLflow run lookup failed at {proxy_uri} after 3 attempts: Connection refused"
     assert elapsed < 60
     assert sorted(path.relative_to(pushed) for path in pushed.rglob("*")) == pushed_files
     # Once the server is back (here: the real one), the run is logged again.
@@ -280,3 +284,77 @@ def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
     listening = pipeline_run["listening"]
     assert len(listening) >= 5
     assert not sorted(entry for entry in listening if not is_loopback(entry[1]))
+
+
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+"""MLflow 3.17's UI picks its view from a global toggle (remembered by the browser, GenAI by default) or
+this URL parameter; the experiment's `mlflow.experimentKind` tag alone does not switch it."""
+
+
+def _ui_seconds(text: str) -> float:
+    """A duration as MLflow's UI writes it ("850ms", "58.2s", "1.6min", "1.1h") in seconds."""
+    import re
+
+    number, unit = re.fullmatch(r"([0-9.]+)\s*(ms|s|min|h)", text).groups()
+    return float(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600}[unit]
+
+
+def test_the_mlflow_ui_shows_both_runs_and_compares_them(pipeline_run, tmp_path_factory):
+    """Headless Chromium on the e2e's MLflow server: the experiment's runs in the model-training view with
+    their names, datasets, durations and the mIoU column (added as a user does, by sorting on it), then
+    the comparison of the two runs. Screenshots are kept in the test's temporary folder."""
+    import urllib.parse
+
+    from tests.support.headless_browser import chromium, chromium_binary
+
+    if chromium_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    client, uri = pipeline_run["client"], pipeline_run["tracking_uri"]
+    first, second = pipeline_run["run"], client.get_run(pipeline_run["second"].mlflow_run_id)
+    experiment_id = first.info.experiment_id
+    trainer = _trainer_execution(pipeline_run["workdir"])
+    trainer_s = (trainer.last_update_time_since_epoch - trainer.create_time_since_epoch) / 1000
+    folder = tmp_path_factory.mktemp("ui")
+    with chromium(folder / "profile", width=2400, height=1000) as page:
+        page.goto(f"{uri}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}")
+        names = [first.info.run_name, second.info.run_name]
+        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
+                      what="both runs")
+        page.click('[data-testid="sort-select-dropdown"]')
+        page.wait_for("!!document.querySelector('[data-testid=\"sort-select-eval/miou\"]')", what="the sort menu")
+        page.click('[data-testid="sort-select-eval/miou"]')
+        page.wait_for("document.querySelectorAll('[col-id=\"metrics.`eval/miou`\"]').length >= 3",
+                      what="the eval/miou column")
+        page.call("Input.dispatchKeyEvent", type="keyDown", key="Escape")
+        # ag-grid renders a row in parts (pinned and scrolling columns): merge them by row index
+        cells = page.evaluate("(() => { const rows = {}; document.querySelectorAll('.ag-row').forEach(row => { "
+                              "const merged = rows[row.getAttribute('row-index')] ??= {}; "
+                              "row.querySelectorAll('[col-id]').forEach(cell => { "
+                              "merged[cell.getAttribute('col-id')] = cell.innerText.trim(); }); }); "
+                              "return Object.values(rows); })()")
+        page.screenshot(folder / "experiment-runs.png")
+        text = page.text()
+        # the model-training view: its side navigation (Runs, Models), not the GenAI one (Sessions, Judges)
+        assert "Model training" in text and "Models" in text and "Sessions" not in text and "Judges" not in text
+        rows = {row["attributes.`Run Name`"].split()[-1]: row for row in cells if row.get("attributes.`Run Name`")}
+        assert set(names) <= set(rows)
+        for run in (first, second):
+            row = rows[run.info.run_name]
+            assert float(row["metrics.`eval/miou`"]) == pytest.approx(run.data.metrics["eval/miou"], abs=1e-3)
+            assert "pascal_voc/train" in row["attributes.`Dataset`"] and "Training" in row["attributes.`Dataset`"]
+            assert row["attributes.`Source`"].startswith("segpipe run")
+        first_duration = rows[first.info.run_name]["duration"]
+        assert _ui_seconds(first_duration) > trainer_s, (first_duration, trainer_s)
+
+        runs = urllib.parse.quote(json.dumps([first.info.run_id, second.info.run_id]))
+        page.goto(f"{uri}/#/compare-runs?runs={runs}&experiments={urllib.parse.quote(json.dumps([experiment_id]))}"
+                  f"&{MODEL_TRAINING_VIEW}")
+        page.wait_for("document.body.innerText.includes('Comparing 2 Runs')", what="the comparison")
+        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
+                      what="both run names in the comparison")
+        page.screenshot(folder / "compare-runs.png")
+        text = page.text()
+        assert "eval/miou" in text and "evaluation.miou_threshold" in text
+    assert (folder / "experiment-runs.png").stat().st_size > 10_000 and (folder / "compare-runs.png").stat().st_size > 10_000

@@ -23,7 +23,7 @@ from components.tracking.mlflow_logging import (
     PipelineRunStart,
     RunRecord,
     TrackingError,
-    bounded_http_retries,
+    mlflow_client_settings,
     dataset_inputs,
     end_pipeline_run,
     ensure_experiment,
@@ -135,10 +135,11 @@ def test_log_run_without_a_run_creates_and_ends_one(tracking_uri, tmp_path):
 def test_an_absent_server_is_retried_with_backoff_then_one_error_names_it():
     uri = f"http://127.0.0.1:{free_loopback_port()}"
     started = time.monotonic()
-    with bounded_http_retries(max_retries=0), pytest.raises(TrackingError) as raised:
+    with mlflow_client_settings(max_retries=0), pytest.raises(TrackingError) as raised:
         log_run(uri, "gone", RunRecord(run_name="x"), run_id="0123456789abcdef", attempts=3, first_delay_s=0.2)
     elapsed = time.monotonic() - started
     assert str(raised.value).startswith(f"MLflow run lookup failed at {uri} after 3 attempts: ")
+    assert "Connection refused" in str(raised.value)
     assert 0.6 <= elapsed < 20  # two waits: 0.2 s, then 0.4 s
 
 
@@ -172,8 +173,9 @@ def test_the_keras_callback_logs_each_epoch_as_it_ends(tracking_uri):
 
 def test_training_goes_on_when_the_server_is_away_with_one_warning(caplog):
     uri = f"http://127.0.0.1:{free_loopback_port()}"
-    with bounded_http_retries(max_retries=0), caplog.at_level(logging.WARNING, "components.trainer.live_metrics"):
+    with mlflow_client_settings(max_retries=0), caplog.at_level(logging.WARNING, "components.trainer.live_metrics"):
         history, live = _fit_with_live_logger(uri, "0123456789abcdef", epochs=3)
     assert live.failed and len(history.history["loss"]) == 3
     warnings = [record.getMessage() for record in caplog.records if record.name == "components.trainer.live_metrics"]
     assert len(warnings) == 1 and uri in warnings[0] and "training goes on" in warnings[0]
+    assert "Connection refused" in warnings[0]
