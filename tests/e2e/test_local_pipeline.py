@@ -2,7 +2,11 @@
 
 Asserts what each stage produced: TFRecords with the expected counts per split, a transform graph,
 a SavedModel that loads and predicts masks of the right shape, a finite mIoU, a pushed model, and an
-MLflow run (on a real server on 127.0.0.1) holding the metrics and the registered model.
+MLflow run (on a real server on 127.0.0.1) that spans the pipeline: parameters, dataset inputs,
+training curves logged while the Trainer ran, evaluation and TFLite figures, artifacts, and a registered
+champion that `mlflow.pyfunc` loads and predicts with; the two runs compared through the API and in the
+MLflow UI (headless Chromium); `segpipe track` logging the run again, and reporting a server lost while
+logging (the tests that add runs to the experiment come last).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import glob
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -247,6 +252,155 @@ def test_two_runs_with_different_configs_are_compared_by_their_metrics(pipeline_
     assert [point.step for point in client.get_metric_history(newer.info.run_id, "train/loss")] == [0, 1]
 
 
+def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
+    """Beam's DirectRunner servers (ExampleGen: worker pool, control, data, state, logging) and the
+    MLflow server were seen, all on loopback."""
+    listening = pipeline_run["listening"]
+    assert len(listening) >= 5
+    assert not sorted(entry for entry in listening if not is_loopback(entry[1]))
+
+
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+"""MLflow 3.17's UI picks its view from a global toggle (remembered by the browser, GenAI by default) or
+this URL parameter; the experiment's `mlflow.experimentKind` tag alone does not switch it."""
+
+
+def _close_assistant(page) -> None:
+    """Closes MLflow's assistant side panel, when it is open, so that the screenshots show the runs."""
+    close = '[data-component-id="mlflow.assistant.chat_panel.close"]'
+    if page.evaluate(f"!!document.querySelector({json.dumps(close)})"):
+        page.click(close)
+        page.wait_for(f"!document.querySelector({json.dumps(close)})", what="the assistant panel closed")
+
+
+def _ui_seconds(text: str) -> float:
+    """A duration as MLflow's UI writes it ("850ms", "58.2s", "1.6min", "1.1h") in seconds."""
+    number, unit = re.fullmatch(r"([0-9.]+)\s*(ms|s|min|h)", text).groups()
+    return float(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600}[unit]
+
+
+def test_the_mlflow_ui_shows_both_runs_and_compares_them(pipeline_run, tmp_path_factory):
+    """Headless Chromium on the e2e's MLflow server: the experiment's runs in the model-training view with
+    their names, datasets, durations and the mIoU column (added as a user does, by sorting on it), then
+    the comparison of the two runs. Screenshots are kept in the test's temporary folder."""
+    import urllib.parse
+
+    from tests.support.headless_browser import chromium, chromium_binary
+
+    if chromium_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    client, uri = pipeline_run["client"], pipeline_run["tracking_uri"]
+    first, second = pipeline_run["run"], client.get_run(pipeline_run["second"].mlflow_run_id)
+    experiment_id = first.info.experiment_id
+    trainer = _trainer_execution(pipeline_run["workdir"])
+    trainer_s = (trainer.last_update_time_since_epoch - trainer.create_time_since_epoch) / 1000
+    folder = tmp_path_factory.mktemp("ui")
+    with chromium(folder / "profile", width=1800, height=1000) as page:
+        page.goto(f"{uri}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}")
+        names = [first.info.run_name, second.info.run_name]
+        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
+                      what="both runs")
+        page.click('[data-testid="sort-select-dropdown"]')
+        page.wait_for("!!document.querySelector('[data-testid=\"sort-select-eval/miou\"]')", what="the sort menu")
+        page.click('[data-testid="sort-select-eval/miou"]')
+        page.wait_for("document.querySelectorAll('[col-id=\"metrics.`eval/miou`\"]').length >= 3",
+                      what="the eval/miou column")
+        page.call("Input.dispatchKeyEvent", type="keyDown", key="Escape")
+        _close_assistant(page)
+        # ag-grid renders a row in parts (pinned and scrolling columns): merge them by row index
+        read_rows = ("(() => { const rows = {}; document.querySelectorAll('.ag-row').forEach(row => { "
+                     "const merged = rows[row.getAttribute('row-index')] ??= {}; "
+                     "row.querySelectorAll('[col-id]').forEach(cell => { "
+                     "merged[cell.getAttribute('col-id')] = cell.innerText.trim(); }); }); "
+                     "return Object.values(rows); })()")
+        # the table reloads sorted by mIoU: wait until both runs show a value in the new column
+        page.wait_for(f"{read_rows}.filter(row => {json.dumps(names)}.some(name => (row['attributes.`Run Name`'] || '')"
+                      ".endsWith(name)) && /[0-9]/.test(row['metrics.`eval/miou`'] || '')).length === 2",
+                      what="the mIoU of both runs")
+        cells = page.evaluate(read_rows)
+        page.screenshot(folder / "experiment-runs.png")
+        text = page.text()
+        # the model-training view: its side navigation (Runs, Models), not the GenAI one (Sessions, Judges)
+        assert "Model training" in text and "Models" in text and "Sessions" not in text and "Judges" not in text
+        rows = {row["attributes.`Run Name`"].split()[-1]: row for row in cells if row.get("attributes.`Run Name`")}
+        assert set(names) <= set(rows)
+        for run in (first, second):
+            row = rows[run.info.run_name]
+            assert float(row["metrics.`eval/miou`"]) == pytest.approx(run.data.metrics["eval/miou"], abs=1e-3)
+            assert "pascal_voc/train" in row["attributes.`Dataset`"] and "Training" in row["attributes.`Dataset`"]
+            assert row["attributes.`Source`"].startswith("segpipe run")
+        assert "e2e-voc" in rows[first.info.run_name]["attributes.`Models`"]  # its registered model version
+        first_duration = rows[first.info.run_name]["duration"]
+        assert _ui_seconds(first_duration) > trainer_s, (first_duration, trainer_s)
+
+        runs = urllib.parse.quote(json.dumps([first.info.run_id, second.info.run_id]))
+        page.goto(f"{uri}/#/compare-runs?runs={runs}&experiments={urllib.parse.quote(json.dumps([experiment_id]))}"
+                  f"&{MODEL_TRAINING_VIEW}")
+        page.wait_for("document.body.innerText.includes('Comparing 2 Runs')", what="the comparison")
+        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
+                      what="both run names in the comparison")
+        _close_assistant(page)
+        page.screenshot(folder / "compare-runs.png")
+        text = page.text()
+        # the parameter that differs, with each run's value, and the runs' metrics side by side
+        assert re.search(r"evaluation\.miou_threshold\s+0\.0\s+1\.0", text), text[:3000]
+        assert "Metrics" in text and "data/train/written" in text and "eval/" in text
+    assert (folder / "experiment-runs.png").stat().st_size > 10_000 and (folder / "compare-runs.png").stat().st_size > 10_000
+
+
+def test_mlflow_models_serve_answers_one_request_with_a_mask(pipeline_run, tmp_path_factory):
+    """`mlflow models serve` of the champion (this environment, no env build) on 127.0.0.1: one request
+    with a base64 JPEG gets the class-id mask at the image's size, the same as the SavedModel's."""
+    import base64
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    import numpy as np
+    import tensorflow as tf
+
+    from tests.support.mlflow_server import free_loopback_port
+
+    port = free_loopback_port()
+    folder = tmp_path_factory.mktemp("serve")
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": pipeline_run["tracking_uri"],
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # uvicorn
+    log = open(folder / "serve.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/e2e-voc@champion",
+                                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                               env=environment, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # its own process group: the CLI and its uvicorn
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (folder / "serve.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping within 120 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        jpeg = sorted((pipeline_run["workdir"] / "data").rglob("*.jpg"))[0].read_bytes()
+        body = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(jpeg).decode("ascii")]]}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            (mask,) = json.load(response)["predictions"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    served = tf.saved_model.load(pipeline_run["summary"].pushed_model).signatures["serving_default"]
+    np.testing.assert_array_equal(np.array(mask), served(images=tf.constant([jpeg]))["class_ids"].numpy()[0])
+
+
 def test_segpipe_track_relogs_a_run_and_reports_a_server_lost_while_logging(pipeline_run, capsys):
     from pipeline.cli import main
     from tests.support.outage_proxy import OutageProxy
@@ -276,85 +430,3 @@ def test_segpipe_track_relogs_a_run_and_reports_a_server_lost_while_logging(pipe
     relogged = pipeline_run["client"].get_run(run_id)
     assert relogged.info.status == "FINISHED"
     assert relogged.data.metrics["eval/miou"] == pytest.approx(pipeline_run["second"].metrics["eval/miou"])
-
-
-def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
-    """Beam's DirectRunner servers (ExampleGen: worker pool, control, data, state, logging) and the
-    MLflow server were seen, all on loopback."""
-    listening = pipeline_run["listening"]
-    assert len(listening) >= 5
-    assert not sorted(entry for entry in listening if not is_loopback(entry[1]))
-
-
-MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-"""MLflow 3.17's UI picks its view from a global toggle (remembered by the browser, GenAI by default) or
-this URL parameter; the experiment's `mlflow.experimentKind` tag alone does not switch it."""
-
-
-def _ui_seconds(text: str) -> float:
-    """A duration as MLflow's UI writes it ("850ms", "58.2s", "1.6min", "1.1h") in seconds."""
-    import re
-
-    number, unit = re.fullmatch(r"([0-9.]+)\s*(ms|s|min|h)", text).groups()
-    return float(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600}[unit]
-
-
-def test_the_mlflow_ui_shows_both_runs_and_compares_them(pipeline_run, tmp_path_factory):
-    """Headless Chromium on the e2e's MLflow server: the experiment's runs in the model-training view with
-    their names, datasets, durations and the mIoU column (added as a user does, by sorting on it), then
-    the comparison of the two runs. Screenshots are kept in the test's temporary folder."""
-    import urllib.parse
-
-    from tests.support.headless_browser import chromium, chromium_binary
-
-    if chromium_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    client, uri = pipeline_run["client"], pipeline_run["tracking_uri"]
-    first, second = pipeline_run["run"], client.get_run(pipeline_run["second"].mlflow_run_id)
-    experiment_id = first.info.experiment_id
-    trainer = _trainer_execution(pipeline_run["workdir"])
-    trainer_s = (trainer.last_update_time_since_epoch - trainer.create_time_since_epoch) / 1000
-    folder = tmp_path_factory.mktemp("ui")
-    with chromium(folder / "profile", width=2400, height=1000) as page:
-        page.goto(f"{uri}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}")
-        names = [first.info.run_name, second.info.run_name]
-        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
-                      what="both runs")
-        page.click('[data-testid="sort-select-dropdown"]')
-        page.wait_for("!!document.querySelector('[data-testid=\"sort-select-eval/miou\"]')", what="the sort menu")
-        page.click('[data-testid="sort-select-eval/miou"]')
-        page.wait_for("document.querySelectorAll('[col-id=\"metrics.`eval/miou`\"]').length >= 3",
-                      what="the eval/miou column")
-        page.call("Input.dispatchKeyEvent", type="keyDown", key="Escape")
-        # ag-grid renders a row in parts (pinned and scrolling columns): merge them by row index
-        cells = page.evaluate("(() => { const rows = {}; document.querySelectorAll('.ag-row').forEach(row => { "
-                              "const merged = rows[row.getAttribute('row-index')] ??= {}; "
-                              "row.querySelectorAll('[col-id]').forEach(cell => { "
-                              "merged[cell.getAttribute('col-id')] = cell.innerText.trim(); }); }); "
-                              "return Object.values(rows); })()")
-        page.screenshot(folder / "experiment-runs.png")
-        text = page.text()
-        # the model-training view: its side navigation (Runs, Models), not the GenAI one (Sessions, Judges)
-        assert "Model training" in text and "Models" in text and "Sessions" not in text and "Judges" not in text
-        rows = {row["attributes.`Run Name`"].split()[-1]: row for row in cells if row.get("attributes.`Run Name`")}
-        assert set(names) <= set(rows)
-        for run in (first, second):
-            row = rows[run.info.run_name]
-            assert float(row["metrics.`eval/miou`"]) == pytest.approx(run.data.metrics["eval/miou"], abs=1e-3)
-            assert "pascal_voc/train" in row["attributes.`Dataset`"] and "Training" in row["attributes.`Dataset`"]
-            assert row["attributes.`Source`"].startswith("segpipe run")
-        first_duration = rows[first.info.run_name]["duration"]
-        assert _ui_seconds(first_duration) > trainer_s, (first_duration, trainer_s)
-
-        runs = urllib.parse.quote(json.dumps([first.info.run_id, second.info.run_id]))
-        page.goto(f"{uri}/#/compare-runs?runs={runs}&experiments={urllib.parse.quote(json.dumps([experiment_id]))}"
-                  f"&{MODEL_TRAINING_VIEW}")
-        page.wait_for("document.body.innerText.includes('Comparing 2 Runs')", what="the comparison")
-        page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(name)})" for name in names),
-                      what="both run names in the comparison")
-        page.screenshot(folder / "compare-runs.png")
-        text = page.text()
-        assert "eval/miou" in text and "evaluation.miou_threshold" in text
-    assert (folder / "experiment-runs.png").stat().st_size > 10_000 and (folder / "compare-runs.png").stat().st_size > 10_000

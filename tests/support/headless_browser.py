@@ -102,6 +102,8 @@ def chromium(profile_dir: Path, width: int = 1600, height: int = 1000, start_tim
     if binary is None:
         raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
     profile_dir.mkdir(parents=True, exist_ok=True)
+    port_file = profile_dir / "DevToolsActivePort"
+    port_file.unlink(missing_ok=True)  # a reused profile keeps the last browser's port
     log = open(profile_dir.parent / f"{profile_dir.name}.log", "w")
     process = subprocess.Popen(
         [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -110,7 +112,6 @@ def chromium(profile_dir: Path, width: int = 1600, height: int = 1000, start_tim
         stdout=log, stderr=subprocess.STDOUT)
     socket = None
     try:
-        port_file = profile_dir / "DevToolsActivePort"
         deadline = time.monotonic() + start_timeout_s
         while not (port_file.is_file() and port_file.read_text().strip()):
             if process.poll() is not None or time.monotonic() > deadline:
