@@ -34,6 +34,9 @@ TRANSFORM_FEATURES = "transform_features"
 SLICE_FEATURES = "slice_features"
 """Signature of the served model: serialized examples -> the derived feature TFMA slices on."""
 
+SERVING_MODEL_DIR = "Format-Serving"
+"""In a Trainer's Model artifact: the serving SavedModel (TFX's own folder name)."""
+
 MODEL_INFO_FILE = "segpipe_model.json"
 """Beside the served SavedModel: label map, class names and colours, input size, ignore label."""
 

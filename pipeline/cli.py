@@ -7,7 +7,7 @@
     segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
-    segpipe predict --model DIR --out DIR IMAGE_OR_FOLDER [...]
+    segpipe predict --model DIR_OR_TFLITE --out DIR [--overlay DIR] IMAGE_OR_FOLDER [...]
     segpipe track [--output DIR] [--tracking-uri URI]
     segpipe ui [--output DIR] [--port N] [--host H]
 
@@ -141,11 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-hausdorff", action="store_true",
                        help="skip the (slower) Hausdorff distances (default: computed)")
 
-    predict = command("predict", "write the masks an exported model predicts for image files")
+    predict = command("predict", "write the masks a pushed, exported or TFLite model predicts for image files")
     predict.add_argument("--model", type=Path, required=True,
-                         help="the exported model folder (e.g. serving_model/<version> of a run)")
+                         help="a pushed folder (serving_model/<version> of a run), an exported SavedModel folder "
+                              "or a .tflite file (with its tflite_models.json beside it)")
     predict.add_argument("--out", type=Path, required=True,
                          help="folder for the masks: palette PNGs of class ids, one per image, same relative paths")
+    predict.add_argument("--overlay", type=Path, default=None, metavar="DIR",
+                         help="also write colour overlays (the image with each class blended in its colour) to this "
+                              "folder, same relative paths (default: no overlays)")
     predict.add_argument("inputs", type=Path, nargs="+", help="JPEG/PNG files or folders of them (searched deeply)")
 
     track = command("track", "log the newest run of an output folder to MLflow again (after a tracking failure)")
@@ -226,10 +230,10 @@ def cmd_score(args) -> int:
 def cmd_predict(args) -> int:
     from pipeline.predict import predict_files
 
-    summary = predict_files(args.model, args.inputs, args.out)
+    summary = predict_files(args.model, args.inputs, args.out, overlay_dir=args.overlay)
     print(json.dumps(summary, indent=2))
     if summary["failed"]:
-        print(f"segpipe: {len(summary['failed'])} of {summary['images']} images could not be read "
+        print(f"segpipe: {len(summary['failed'])} of {summary['images']} images failed "
               f"(listed above under 'failed')", file=sys.stderr)
         return 1
     return 0

@@ -4,7 +4,7 @@ Everything a run writes lands under one output folder:
     <output>/data/            synthetic dataset (when the config names no data_dir)
     <output>/tfx/             TFX pipeline root (every component's artifacts)
     <output>/metadata.sqlite  ML Metadata
-    <output>/serving_model/   versioned SavedModels pushed by the Pusher
+    <output>/serving_model/   versioned pushed folders: SavedModel, TFLite models, manifest.json
     <output>/mlflow.db, <output>/mlflow-artifacts/   the default MLflow store
 """
 

@@ -4,7 +4,8 @@ ExampleGen (VOC / Cityscapes layout) -> StatisticsGen -> ImportSchemaGen (schema
 -> ExampleValidator -> Transform (analyze the train split; graph applied in the Trainer) -> Trainer
 -> TFLiteExport (float32, dynamic-range and int8 TFLite models, each scored on the eval split)
 -> latest-blessed-model resolver -> Evaluator (TFMA segmentation metrics per slice, blessing on mIoU)
--> EvaluationReport (tables, confusion matrix, overlays) -> Pusher -> MlflowTracker.
+-> EvaluationReport (tables, confusion matrix, overlays) -> SegmentationPusher (SavedModel, accepted TFLite
+models and a manifest, to a new versioned folder) -> MlflowTracker.
 
 Runners (local, Kubeflow) only choose paths, the metadata connection, Beam arguments and the runner.
 """
@@ -23,6 +24,7 @@ from components.core.label_maps import load_label_map, schemas_dir
 from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
+from components.pusher.component import SegmentationPusher
 from components.tflite_export.component import TFLiteExport
 from components.tracking.component import MlflowTracker
 from components.core.config import PipelineConfig
@@ -58,7 +60,7 @@ def create_pipeline(
         config: the experiment.
         data_dir: root of the dataset in `config.data.format` layout.
         pipeline_root: where TFX writes artifacts.
-        serving_model_dir: base directory the Pusher writes versioned SavedModels to.
+        serving_model_dir: base directory the pusher writes versioned model folders to.
         tracking_uri: MLflow tracking URI.
         artifact_location: MLflow artifact root for a newly created experiment ("" = store default).
         metadata_connection_config: ML Metadata connection (None for the orchestrator's default).
@@ -123,11 +125,16 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
         label_map=label_map.name,
         eval_split=eval_split)
-    pusher = tfx.components.Pusher(
+    pusher = SegmentationPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)))
+        tflite_models=tflite_export.outputs["tflite_models"],
+        evaluation=evaluator.outputs["evaluation"],
+        base_directory=serving_model_dir,
+        run_context=json.dumps({"pipeline_name": config.runtime.pipeline_name,
+                                "mlflow": {"tracking_uri": tracking_uri, "experiment": config.runtime.experiment,
+                                           **({"run_id": mlflow_run_id} if mlflow_run_id else {})}},
+                               sort_keys=True)).with_id("Pusher")
     tracker = MlflowTracker(
         examples=example_gen.outputs["examples"],
         anomalies=example_validator.outputs["anomalies"],

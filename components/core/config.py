@@ -47,7 +47,7 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "poly", "constant")
 LOSSES = ("cross_entropy", "boundary_cross_entropy", "dice", "cross_entropy_dice")  # = losses.LOSS_NAMES
 CLASS_WEIGHTINGS = ("none", "inverse_frequency", "median_frequency")  # = preprocessing.CLASS_WEIGHTINGS + none
-RESIZE_MODES = ("fit", "stretch")  # = preprocessing.RESIZE_MODES
+RESIZE_MODES = ("fit", "fill", "stretch")  # = preprocessing.RESIZE_MODES
 NORMALIZATIONS = ("dataset", "imagenet", "minus_one_to_one", "none")  # = preprocessing.NORMALIZATIONS
 BEAM_MODES = ("multi_processing", "multi_threading", "in_memory")
 
@@ -619,8 +619,10 @@ class PreprocessingConfig(Config):
         resize: "fit" keeps the aspect ratio: the image is scaled so that its longer side (relative to
             the model's input) fits, bilinear for the image and nearest for the mask, and the rest of
             the input is padded, with the training split's mean pixel in the image and the ignore label
-            (255) in the mask, at the bottom and right; "stretch" resizes both to the input size,
-            aspect ratio lost.
+            (255) in the mask, at the bottom and right; "fill" keeps the aspect ratio with the shorter
+            side fitting, so the scaled image covers the input and is cropped to its centre (predictions
+            are mapped back over the cropped-away borders by repeating their edge, and scored there);
+            "stretch" resizes both to the input size, aspect ratio lost.
         normalization: "dataset": per-channel mean and standard deviation of the training split's
             pixels (tf.Transform analyzers, padding excluded); "imagenet": ImageNet's constants (mean
             123.675, 116.28, 103.53, std 58.395, 57.12, 57.375, for backbones trained on them);

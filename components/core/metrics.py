@@ -358,17 +358,24 @@ def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def prediction_at_image_size(prediction: np.ndarray, content_size, size: tuple[int, int]) -> np.ndarray:
-    """Maps a prediction made on the model's input back onto the image: crops it to the rows and columns
-    the image covered (`content_size`, the transform's "fit" resize pads the rest) and resizes it to
-    `size` with `resize_nearest`.
+    """Maps a prediction made on the model's input back onto the image, as the serving signature does
+    (`components.core.preprocessing.input_indices_of_content`, the same rule in TensorFlow): the image was
+    scaled to `content_size` (rows, cols) and, where that exceeds the input, cropped to its centred window
+    ("fill"), else padded at the bottom and right ("fit"). The prediction is taken back to the scaled size
+    (its padding dropped, its edge pixels repeated over what the crop cut away) and resized to `size` with
+    `resize_nearest`.
 
     Args:
         prediction: 2-D class ids at the model's input size.
-        content_size: (rows, cols) of `prediction` that show the image; None for all of it.
+        content_size: (rows, cols) the image was scaled to; None for the input size itself.
         size: the image's (height, width), e.g. ``gt.shape``.
     """
     prediction = np.asarray(prediction)
     if content_size is not None:
-        rows, cols = (int(value) for value in np.asarray(content_size).reshape(-1)[:2])
-        prediction = prediction[:rows, :cols]
+        content = np.asarray(content_size, dtype=np.int64).reshape(-1)[:2]
+        input_size = np.asarray(prediction.shape[:2], dtype=np.int64)
+        offsets = np.maximum(content - input_size, 0) // 2
+        rows = np.clip(np.arange(content[0]) - offsets[0], 0, input_size[0] - 1)
+        cols = np.clip(np.arange(content[1]) - offsets[1], 0, input_size[1] - 1)
+        prediction = prediction[np.ix_(rows, cols)]
     return resize_nearest(prediction, size)

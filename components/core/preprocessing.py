@@ -6,11 +6,17 @@ directly by tests. Images keep their colours and are resized bilinearly; masks a
 resized with nearest neighbour, so that no interpolated, non-existent class id ever appears and the
 ignore label (255) stays 255.
 
-Resizing ("fit" or "stretch") maps an image to the model's input size (h, w):
-- "fit" keeps the aspect ratio: an H x W image is scaled by s = min(h / H, w / W) to
-  round(H s) x round(W s) (at least 1 pixel a side) and placed at the top left; the rest of the input is
-  padding (the image's fill pixel, the ignore label in the mask). `content_size` is the scaled size, so
-  a prediction maps back to the image by cropping it to `content_size` and resizing to H x W;
+Resizing ("fit", "fill" or "stretch") maps an image to the model's input size (h, w). `content_size` is
+always the size (rows, cols) the image is scaled to; `place_in_input` puts the scaled image into the input
+and `input_indices_of_content` maps back (module functions below, shared by the transform, the serving
+signature and the metrics):
+- "fit" keeps the aspect ratio, the longer side (relative to the input) fitting: an H x W image is scaled
+  by s = min(h / H, w / W) to round(H s) x round(W s) (at least 1 pixel a side) and placed at the top
+  left; the rest of the input is padding (the image's fill pixel, the ignore label in the mask). The whole
+  image is seen;
+- "fill" keeps the aspect ratio, the shorter side fitting: s = max(h / H, w / W), so the scaled image
+  covers the input and is cropped to it, centred (the parts beyond it are not seen; a prediction maps
+  back onto them by repeating its nearest edge pixel, and the metrics score that like any prediction);
 - "stretch" resizes to h x w (aspect ratio lost); `content_size` is (h, w).
 
 Class weights from class pixel counts n_c (ignore label excluded) over a split, with K the classes
@@ -27,7 +33,7 @@ import tensorflow as tf
 
 from components.core.label_maps import IGNORE_LABEL
 
-RESIZE_MODES = ("fit", "stretch")
+RESIZE_MODES = ("fit", "fill", "stretch")
 CLASS_WEIGHTINGS = ("inverse_frequency", "median_frequency")
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -56,12 +62,43 @@ def content_size(height: tf.Tensor, width: tf.Tensor, size: tuple[int, int], mod
     target = tf.constant(size, tf.float64)
     if mode == "stretch":
         return tf.constant(size, tf.int32)
-    if mode != "fit":
+    if mode not in RESIZE_MODES:
         raise ValueError(f"unknown resize mode {mode!r}: must be one of {RESIZE_MODES}")
     original = tf.cast(tf.stack([height, width]), tf.float64)
-    scale = tf.reduce_min(target / original)
-    scaled = tf.cast(tf.round(original * scale), tf.int32)
-    return tf.clip_by_value(scaled, 1, tf.constant(size, tf.int32))
+    ratios = target / original
+    scaled = tf.cast(tf.round(original * (tf.reduce_min(ratios) if mode == "fit" else tf.reduce_max(ratios))),
+                     tf.int32)
+    if mode == "fit":
+        return tf.clip_by_value(scaled, 1, tf.constant(size, tf.int32))
+    return tf.maximum(scaled, tf.constant(size, tf.int32))
+
+
+def crop_offsets(content: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """Where the input's window starts in a scaled image of `content` (rows, cols): centred where the image
+    is larger than the input ("fill"), 0 where it is smaller ("fit", padded at the bottom and right)."""
+    return tf.maximum(content - tf.constant(size, content.dtype), 0) // 2
+
+
+def place_in_input(scaled: tf.Tensor, size: tuple[int, int], padding_value=0) -> tf.Tensor:
+    """The input [h, w, C] made of a scaled image [rows, cols, C]: its centred window where it is larger,
+    the image padded with `padding_value` at the bottom and right where it is smaller."""
+    content = tf.shape(scaled)[:2]
+    offsets = crop_offsets(content, size)
+    window = tf.minimum(content, tf.constant(size, tf.int32))
+    cropped = tf.image.crop_to_bounding_box(scaled, offsets[0], offsets[1], window[0], window[1])
+    padded = tf.image.pad_to_bounding_box(cropped - padding_value, 0, 0, size[0], size[1]) + padding_value
+    return tf.ensure_shape(padded, [size[0], size[1], scaled.shape[-1]])
+
+
+def input_indices_of_content(content: tf.Tensor, size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """For each row and column of a scaled image of `content` (rows, cols), the input row and column that
+    shows it, or the nearest one where the image was cropped away ("fill"): gather a prediction at the input
+    size with these to get it at the scaled size (int32 [rows], [cols])."""
+    content = tf.cast(content, tf.int32)
+    offsets = crop_offsets(content, size)
+    rows = tf.clip_by_value(tf.range(content[0]) - offsets[0], 0, size[0] - 1)
+    cols = tf.clip_by_value(tf.range(content[1]) - offsets[1], 0, size[1] - 1)
+    return rows, cols
 
 
 def decode_and_resize_image(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -71,8 +108,7 @@ def decode_and_resize_image(encoded: tf.Tensor, size: tuple[int, int], mode: str
     shape = tf.shape(image)
     content = content_size(shape[0], shape[1], size, mode)
     image = tf.image.resize(tf.cast(image, tf.float32), content, method="bilinear")
-    image = tf.image.pad_to_bounding_box(image, 0, 0, size[0], size[1])
-    return tf.ensure_shape(image, [size[0], size[1], 3]), content
+    return place_in_input(image, size), content
 
 
 def decode_and_resize_mask(encoded: tf.Tensor, size: tuple[int, int], mode: str) -> tf.Tensor:
@@ -89,8 +125,7 @@ def decode_and_resize_mask(encoded: tf.Tensor, size: tuple[int, int], mode: str)
         shape = tf.shape(mask)
         content = content_size(shape[0], shape[1], size, mode)
         mask = tf.cast(tf.image.resize(mask, content, method="nearest"), tf.int64)
-        # pad_to_bounding_box pads with zeros: shift the mask so that its padding becomes the ignore label.
-        return tf.image.pad_to_bounding_box(mask - IGNORE_LABEL, 0, 0, size[0], size[1])[..., 0] + IGNORE_LABEL
+        return place_in_input(mask, size, padding_value=tf.constant(IGNORE_LABEL, tf.int64))[..., 0]
 
     mask = tf.cond(tf.strings.length(encoded) > 0, decoded,
                    lambda: tf.fill([size[0], size[1]], tf.constant(IGNORE_LABEL, tf.int64)))
@@ -111,10 +146,19 @@ def decode_and_resize_masks(encoded: tf.Tensor, size: tuple[int, int], mode: str
 
 
 def content_masks(contents: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """bool [B, h, w]: True on the pixels each image covers (contents: [B, 2] rows and columns)."""
+    """bool [B, h, w]: True on the pixels each image covers (contents: [B, 2] rows and columns it is scaled
+    to; all of the input when they reach or exceed it)."""
     rows = tf.range(size[0])[None, :, None] < contents[:, 0, None, None]
     cols = tf.range(size[1])[None, None, :] < contents[:, 1, None, None]
     return tf.logical_and(rows, cols)
+
+
+def model_input(images: tf.Tensor, contents: tf.Tensor, size: tuple[int, int], padding_pixel, mean, std) -> tf.Tensor:
+    """The normalised model input: images [B, h, w, 3] (pixels 0-255) with their padding (outside
+    `content_masks(contents, size)`) set to `padding_pixel`, then (x - mean) / std per channel."""
+    covered = content_masks(contents, size)
+    images = tf.where(covered[..., None], images, tf.cast(padding_pixel, tf.float32))
+    return (images - tf.cast(mean, tf.float32)) / tf.cast(std, tf.float32)
 
 
 def class_pixel_counts(masks: tf.Tensor, num_classes: int) -> tf.Tensor:

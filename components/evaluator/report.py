@@ -17,7 +17,7 @@ from PIL import Image
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.artifacts import SERVE_EXAMPLES, SegmentationReport
+from components.artifacts import SERVE_EXAMPLES, SERVING_MODEL_DIR, SegmentationReport
 from components.core import features
 from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
@@ -97,6 +97,6 @@ def EvaluationReport(
     labels = load_label_map(label_map)
     overall = load_metrics_by_slice(evaluation.uri).get((), {})
     write_evaluation_report(EvaluationResult.from_metrics(overall, labels.class_names), labels.class_names, report.uri)
-    count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, "Format-Serving"),
+    count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, SERVING_MODEL_DIR),
                            labels, report.uri, overlays_per_slice)
     report.set_int_custom_property("overlays", count)

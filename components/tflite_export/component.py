@@ -39,7 +39,6 @@ from components.core.label_maps import LabelMap, load_label_map
 
 logger = logging.getLogger(__name__)
 
-SERVING_MODEL_DIR = "Format-Serving"
 REFERENCE = "saved_model"
 """The side JSON's name of the trained model itself (the SavedModel's network), the reference of every variant."""
 TRANSFORM_BATCH = 8
@@ -156,7 +155,7 @@ def measure(model_dir: str, examples_uri: str, label_map: LabelMap, train_split:
 
 
 def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split: str, resize: str,
-                        max_miou_drop: float, out_dir: str) -> dict:
+                        max_miou_drop: float, out_dir: str, max_image_pixels: int | None = None) -> dict:
     """Writes the accepted TFLite files, the refused ones under `refused/`, and the side JSON; returns the JSON's
     content. A variant is refused when it loses more than `max_miou_drop` mIoU against the SavedModel."""
     reference_miou = measured.results[REFERENCE].miou
@@ -180,8 +179,12 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
             logger.warning("TFLite %s REFUSED: mIoU %.4f is %.4f below the SavedModel's %.4f, more than "
                            "export.max_miou_drop %.4f; written to %s for inspection only, not pushable",
                            variant, result.miou or 0.0, drop, reference_miou or 0.0, max_miou_drop, relative_path)
-    fitting = ("resize the image so that it fits image_size keeping its aspect ratio (bilinear) and pad the bottom "
-               "and right with padding_pixel" if resize == "fit" else "resize the image to image_size (bilinear)")
+    fitting = {
+        "fit": "resize the image so that it fits image_size keeping its aspect ratio (bilinear) and pad the bottom "
+               "and right with padding_pixel",
+        "fill": "resize the image so that it covers image_size keeping its aspect ratio (bilinear) and crop its "
+                "centre to image_size",
+    }.get(resize, "resize the image to image_size (bilinear)")
     document = {
         "image_size": list(measured.image_size),
         "input": {
@@ -196,12 +199,14 @@ def write_tflite_models(measured: Measurements, label_map: LabelMap, eval_split:
         },
         "output": "per-class logits [1, H, W, classes] (int8 ones quantized with the output's scale and zero "
                   "point); a pixel's class id is the argmax over the last axis; with fit, crop to the part the "
-                  "image covers before resizing back to the image",
+                  "image covers before resizing back to the image; with fill, extend the map over the cropped-away "
+                  "borders by repeating its edge",
         "classes": [{"id": class_id, "name": name, "color": list(color)}
                     for class_id, (name, color) in enumerate(zip(label_map.class_names, label_map.colors))],
         "label_map": label_map.name,
         "ignore_label": label_map.ignore_label,
         "max_miou_drop": max_miou_drop,
+        "max_image_pixels": max_image_pixels or ExportConfig().max_image_pixels,
         "evaluation": {"split": eval_split, "images": measured.results[REFERENCE].num_images},
         "calibration": measured.calibration,
         "reference": {"format": "saved_model", "latency_ms": round(measured.latencies_ms[REFERENCE], 3),
@@ -232,9 +237,10 @@ def TFLiteExport(
     """
     labels = load_label_map(label_map)
     config = ExportConfig.from_dict(json.loads(export_config))
-    measured = measure(os.path.join(model.uri, SERVING_MODEL_DIR), examples.uri, labels, train_split, eval_split,
-                       config)
-    document = write_tflite_models(measured, labels, eval_split, resize, config.max_miou_drop, tflite_models.uri)
+    measured = measure(os.path.join(model.uri, artifacts.SERVING_MODEL_DIR), examples.uri, labels, train_split,
+                       eval_split, config)
+    document = write_tflite_models(measured, labels, eval_split, resize, config.max_miou_drop, tflite_models.uri,
+                                   max_image_pixels=config.max_image_pixels)
     for variant, report in document["variants"].items():
         tflite_models.set_float_custom_property(f"miou_{variant}", float(report["miou"] or 0.0))
     tflite_models.set_float_custom_property(f"miou_{REFERENCE}", float(document["reference"]["miou"] or 0.0))

@@ -6,8 +6,9 @@ records the ingestion counts and data-validation anomalies of every split, the t
 the Trainer's model-run folder, unless the Trainer logged them live), the evaluation figures of every
 slice (`eval/miou`, `eval/city:frankfurt/miou`, per class), the TFLite models' mIoU, size and latency,
 the blessing, where the model was pushed and the ML Metadata ids of the artifacts; it uploads the
-evaluation report, the TFLite models, the TensorBoard logs and the push manifest, and registers a pushed
-model (a pyfunc around its serving SavedModel) as a new version with the `champion` alias.
+evaluation report, the TFLite models, the TensorBoard logs and the push's `manifest.json`, and registers a
+pushed model (a pyfunc around the pushed folder's serving SavedModel) as a new version with the `champion`
+alias.
 
 :func:`track_outputs` holds all of it for TFX artifacts, from wherever they come: the component, or the
 ML Metadata of a finished run (`segpipe track`).
@@ -27,6 +28,7 @@ from tfx.types import standard_artifacts
 
 from components import artifacts
 from components.artifacts import SegmentationReport, TFLiteModels
+from components.core import push_manifest
 from components.evaluation_reader import load_slice_metrics
 from components.tracking.mlflow_logging import RunRecord, ServedModel, log_run
 
@@ -35,9 +37,6 @@ TFLITE_ARTIFACT = "tflite"
 TENSORBOARD_ARTIFACT = "tensorboard"
 PUSH_ARTIFACT = "push"
 EVAL_PREFIX = "eval/"
-
-MANIFEST_FILE = "manifest.json"
-"""The push manifest the Pusher may write beside the pushed SavedModel (uploaded when present)."""
 
 
 def data_metrics(examples_uri: str, anomalies_uri: str) -> dict[str, float]:
@@ -137,10 +136,8 @@ def build_record(outputs: PipelineOutputs, settings: TrackingSettings) -> RunRec
     if outputs.tflite_models is not None:
         metrics.update(tflite_metrics(outputs.tflite_models.uri))
         artifact_dirs[TFLITE_ARTIFACT] = outputs.tflite_models.uri
-    if pushed and tf.io.gfile.exists(os.path.join(os.path.dirname(destination), MANIFEST_FILE)):
-        artifact_dirs[PUSH_ARTIFACT] = os.path.join(os.path.dirname(destination), MANIFEST_FILE)
-    elif pushed and tf.io.gfile.exists(os.path.join(destination, MANIFEST_FILE)):
-        artifact_dirs[PUSH_ARTIFACT] = os.path.join(destination, MANIFEST_FILE)
+    if pushed and tf.io.gfile.exists(os.path.join(destination, push_manifest.MANIFEST_FILE)):
+        artifact_dirs[PUSH_ARTIFACT] = os.path.join(destination, push_manifest.MANIFEST_FILE)
     ids = {f"tfx.artifact.{name}": str(getattr(outputs, name).id) for name in
            ("examples", "anomalies", "model", "model_run", "evaluation", "blessing", "pushed_model", "report",
             "tflite_models") if getattr(outputs, name) is not None and getattr(outputs, name).id}

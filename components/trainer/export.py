@@ -5,12 +5,13 @@ A client sends raw bytes only; the transform graph the model was trained with ru
   `export.max_image_pixels`), a [B] string tensor `images` -> `class_ids` [B, H, W] int64 and
   `probabilities` [B, H, W, C] at each image's own size (H x W the largest in the batch; beyond an image's
   own `image_size` [B, 2], class ids are the ignore label and probabilities 0). The model's prediction at
-  its input size is cropped to the part that shows the image (`content_size`) and resized back, nearest
-  for class ids and bilinear for probabilities;
+  its input size is taken back to the size the image was scaled to (`content_size`: padding dropped, or
+  edge pixels repeated where "fill" cropped the image; `preprocessing.input_indices_of_content`) and
+  resized back, nearest for class ids and bilinear for probabilities;
 - `serve_examples` (`SERVE_EXAMPLES`): serialized `tf.train.Example`s -> `probabilities` [B, h, w, C],
-  `class_ids` [B, h, w] at the model's input size (h, w) and `content_size` [B, 2] (the rows and columns
-  of those that show the image: crop to them, then resize to the image's size,
-  `components.core.metrics.prediction_at_image_size`), for TFMA and batch inference;
+  `class_ids` [B, h, w] at the model's input size (h, w) and `content_size` [B, 2] (the size the image
+  was scaled to; `components.core.metrics.prediction_at_image_size` maps a prediction back with it), for
+  TFMA and batch inference;
 - `transform_features`: examples -> the transformed features (`image`, `mask`, `content_size`, ...);
 - `slice_features`: examples -> `size_bucket`, the derived feature TFMA slices on.
 
@@ -28,7 +29,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.artifacts import MODEL_INFO_FILE, SERVE_EXAMPLES, SERVE_IMAGES, SLICE_FEATURES, TRANSFORM_FEATURES
-from components.core import features
+from components.core import features, preprocessing
 from components.core.label_maps import LabelMap
 
 SIGNATURES = (SERVE_IMAGES, SERVE_EXAMPLES, TRANSFORM_FEATURES, SLICE_FEATURES)
@@ -97,12 +98,14 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
         transformed = model.tft_layer(raw)
         probabilities = tf.nn.softmax(model(transformed[features.IMAGE], training=False))
         largest = tf.reduce_max(sizes, axis=0)
+        input_size = tuple(int(side) for side in model.input_shape[1:3])
 
         def to_image_size(inputs):
             image_probabilities, content, size = inputs
-            cropped = image_probabilities[:content[0], :content[1]]
-            resized = tf.image.resize(cropped, size, method="bilinear")
-            class_ids = tf.argmax(tf.image.resize(cropped, size, method="nearest"), axis=-1)
+            rows, cols = preprocessing.input_indices_of_content(content, input_size)
+            scaled = tf.gather(tf.gather(image_probabilities, rows, axis=0), cols, axis=1)
+            resized = tf.image.resize(scaled, size, method="bilinear")
+            class_ids = tf.argmax(tf.image.resize(scaled, size, method="nearest"), axis=-1)
             pad = [[0, largest[0] - size[0]], [0, largest[1] - size[1]]]
             return (tf.pad(resized, pad + [[0, 0]]),
                     tf.pad(class_ids - ignore_label, pad) + ignore_label)
@@ -133,7 +136,7 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
         SLICE_FEATURES: slice_features,
     })
     with tf.io.gfile.GFile(os.path.join(export_dir, MODEL_INFO_FILE), "w") as info:
-        json.dump(model_info(model, label_map), info, indent=2)
+        json.dump(model_info(model, label_map, max_image_pixels), info, indent=2)
 
 
 def _one_value_each(values: tf.Tensor) -> tf.SparseTensor:
@@ -143,7 +146,7 @@ def _one_value_each(values: tf.Tensor) -> tf.SparseTensor:
     return tf.SparseTensor(indices, values, tf.stack([count, tf.constant(1, tf.int64)]))
 
 
-def model_info(model: keras.Model, label_map: LabelMap) -> dict:
+def model_info(model: keras.Model, label_map: LabelMap, max_image_pixels: int) -> dict:
     """What a client of the exported model needs to read its output (written as `MODEL_INFO_FILE`)."""
     return {
         "label_map": label_map.name,
@@ -151,6 +154,7 @@ def model_info(model: keras.Model, label_map: LabelMap) -> dict:
         "class_colors": [list(color) for color in label_map.colors],
         "ignore_label": label_map.ignore_label,
         "input_size": [int(side) for side in model.input_shape[1:3]],
+        "max_image_pixels": int(max_image_pixels),
         "signatures": {SERVE_IMAGES: "images: encoded JPEG/PNG [B] -> class_ids, probabilities at each image's size",
                        SERVE_EXAMPLES: "examples: serialized tf.train.Example [B] -> class_ids, probabilities, "
                                        "content_size at the input size"},

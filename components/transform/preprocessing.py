@@ -57,14 +57,13 @@ def preprocessing_fn(inputs, custom_config):
     covered = preprocessing.content_masks(contents, size)
 
     pixel_mean, pixel_std = _pixel_statistics(images, covered)
-    images = tf.where(covered[..., None], images, tf.cast(pixel_mean, tf.float32))
     if settings["normalization"] == preprocessing.DATASET_NORMALIZATION:
         mean, std = pixel_mean, tf.maximum(pixel_std, 1e-3)
     else:
         mean, std = (tf.constant(values, tf.float64)
                      for values in preprocessing.FIXED_NORMALIZATIONS[settings["normalization"]])
     mean, std = tf.cast(mean, tf.float32), tf.cast(std, tf.float32)
-    normalised = (images - mean) / std
+    normalised = preprocessing.model_input(images, contents, size, pixel_mean, mean, std)
 
     counts = preprocessing.class_pixel_counts(masks, num_classes)
     split_counts = tft.sum(counts, reduce_instance_dims=False)

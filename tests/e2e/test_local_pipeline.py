@@ -113,6 +113,25 @@ def test_pushed_model_loads_and_predicts_masks(pipeline_run):
     assert bool(tf.reduce_all(tf.abs(tf.reduce_sum(outputs["probabilities"], -1) - 1.0) < 1e-4))
 
 
+def test_the_push_holds_every_format_with_a_manifest_and_int8_within_tolerance(pipeline_run):
+    from components import artifacts
+    from components.core import push_manifest
+
+    folder = Path(pipeline_run["summary"].pushed_model)
+    assert push_manifest.verify_folder(folder) == []
+    manifest = push_manifest.read_manifest(folder)
+    assert set(manifest["formats"]) == {"saved_model", "tflite_float32", "tflite_dynamic_range", "tflite_int8"}
+    for variant, name in artifacts.TFLITE_FILES.items():
+        assert (folder / push_manifest.TFLITE_DIR / name).is_file(), variant
+    int8 = manifest["formats"]["tflite_int8"]
+    assert int8["miou"] is not None and int8["miou_drop"] <= 0.01  # export.max_miou_drop's default
+    assert manifest["formats"]["saved_model"]["metrics"]["miou"] == pytest.approx(
+        pipeline_run["summary"].metrics["eval/miou"])
+    assert manifest["source"]["pipeline_name"] == "e2e-voc"
+    assert manifest["source"]["mlflow"]["run_id"] == pipeline_run["summary"].mlflow_run_id
+    assert manifest["source"]["tfx"]["model_uri"].startswith(str(pipeline_run["workdir"] / "out" / "tfx" / "Trainer"))
+
+
 def test_evaluation_gives_a_finite_miou_overall_and_per_split(pipeline_run):
     metrics = pipeline_run["summary"].metrics
     assert 0.0 <= metrics["eval/miou"] <= 1.0 and math.isfinite(metrics["eval/miou"])
@@ -200,6 +219,7 @@ def test_mlflow_run_spans_the_pipeline_with_source_params_datasets_and_results(p
             "evaluation_report/confusion_matrix.png"} <= set(pipeline_run["report_artifacts"])
     client = pipeline_run["client"]
     assert "tflite/tflite_models.json" in [item.path for item in client.list_artifacts(run.info.run_id, "tflite")]
+    assert [item.path for item in client.list_artifacts(run.info.run_id, "push")] == ["push/manifest.json"]
     assert client.list_artifacts(run.info.run_id, "tensorboard")
 
 

@@ -100,3 +100,44 @@ def trainer_fn_args(artifacts: TinyArtifacts, work: Path, custom_config: dict, t
     fn_args.serving_model_dir = str(work / "model" / "Format-Serving")
     fn_args.model_run_dir = str(work / "model_run")
     return fn_args
+
+
+def train_tiny_model(artifacts: TinyArtifacts, work: Path) -> Path:
+    """A tiny U-Net trained 4 steps by the Trainer's `run_fn`; returns the Model artifact folder
+    (`Format-Serving` holds the serving SavedModel)."""
+    from components.core.config import PipelineConfig
+    from components.trainer.run import run_fn, trainer_custom_config
+
+    config = PipelineConfig.from_dict({
+        "model": {"image_size": list(IMAGE_SIZE), "unet": {"base_filters": 4, "depth": 2}},
+        "training": {"epochs": 1, "steps_per_epoch": 4, "batch_size": 2, "seed": 0}})
+    run_fn(trainer_fn_args(artifacts, work, trainer_custom_config(config, "pascal_voc"), train_steps=4))
+    return work / "model"
+
+
+def export_tiny_tflite_models(artifacts: TinyArtifacts, model_dir: Path, out_dir: Path) -> dict:
+    """Runs the TFLiteExport executor as TFX runs it on a trained tiny model; returns the output artifact,
+    its folder, its side JSON and the model folder."""
+    import json
+    import os
+
+    from tfx.types import standard_artifacts
+
+    from components import artifacts as artifact_types
+    from components.tflite_export.component import TFLiteExport
+
+    model = standard_artifacts.Model()
+    model.uri = str(model_dir)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(artifacts.examples)
+    examples.split_names = '["train", "val"]'
+    output = artifact_types.TFLiteModels()
+    output.uri = str(out_dir)
+    config = {"calibration_examples": 3, "max_miou_drop": 1.0, "latency_runs": 2, "num_threads": 1}
+    executor = TFLiteExport.EXECUTOR_SPEC.executor_class()
+    executor.Do({"model": [model], "examples": [examples]}, {"tflite_models": [output]},
+                {"label_map": "pascal_voc", "train_split": "train", "eval_split": "val", "resize": "fit",
+                 "export_config": json.dumps(config)})
+    with open(os.path.join(output.uri, artifact_types.TFLITE_METADATA_FILE), encoding="utf-8") as stream:
+        document = json.load(stream)
+    return {"artifact": output, "dir": output.uri, "json": document, "model": model_dir}

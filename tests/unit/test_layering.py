@@ -12,7 +12,7 @@ import pathlib
 import pytest
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
-ADAPTERS = ("example_gen", "transform", "trainer", "evaluator", "tracking", "tflite_export")
+ADAPTERS = ("example_gen", "transform", "trainer", "evaluator", "tracking", "tflite_export", "pusher")
 SHARED = ("artifacts", "beam_options", "evaluation_reader", "log_setup")
 
 

@@ -1,4 +1,5 @@
-"""Decoding and resizing of image/mask pairs ("fit" keeps the aspect ratio and pads, "stretch" does not),
+"""Decoding and resizing of image/mask pairs ("fit" keeps the aspect ratio and pads, "fill" keeps it and
+crops the centre, "stretch" does not), mapping predictions back onto the image,
 the per-class pixel counts and the class-weight formulas, against numpy."""
 
 from __future__ import annotations
@@ -72,6 +73,60 @@ def test_fit_pads_the_mask_with_the_ignore_label_and_the_image_with_zeros_bottom
     assert set(np.unique(resized[:rows])) == {0, 7, 255}
     np.testing.assert_array_equal(resized[:rows, 16:], 7)
     assert np.abs(decoded_image[:rows] - 200.0).max() < 4  # JPEG
+
+
+@pytest.mark.parametrize("height, width, size, expected", [
+    (375, 500, (64, 64), (64, 85)),      # VOC landscape: the shorter side fills the input
+    (500, 333, (64, 64), (96, 64)),      # portrait
+    (1024, 2048, (64, 128), (64, 128)),  # Cityscapes at its own aspect ratio: nothing cropped
+    (16, 16, (32, 32), (32, 32)),        # upscaling
+])
+def test_fill_keeps_the_aspect_ratio_and_covers_the_input(height, width, size, expected):
+    content = preprocessing.content_size(tf.constant(height), tf.constant(width), size, "fill").numpy()
+    assert tuple(content) == expected
+    assert content[0] >= size[0] and content[1] >= size[1] and (content == size).any()
+    assert abs(content[1] - content[0] * width / height) <= 1.0
+
+
+def test_fill_crops_the_centre_of_image_and_mask_alike():
+    # A 10 x 40 image whose columns encode their own index, scaled to 8 x 32 and cropped to its centre 8 x 8.
+    columns = np.tile(np.arange(40, dtype=np.uint8) * 6, (10, 1))
+    image = tf.io.encode_png(np.repeat(columns[..., None], 3, axis=-1))
+    mask = tf.io.encode_png((np.tile(np.arange(40, dtype=np.uint8) // 4, (10, 1)))[..., None])
+    decoded_image, resized, content = _decode_pair(image, mask, (8, 8), "fill")
+    assert content.numpy().tolist() == [8, 32]
+    resized = resized.numpy()
+    assert (resized != 255).all()  # nothing padded: the image covers the input
+    # The centre 8 of the 32 scaled columns (12..19); nearest neighbour (half-pixel centres) reads
+    # original column floor((j + 0.5) * 40 / 32), whose class is column // 4.
+    expected = np.floor((np.arange(12, 20) + 0.5) * 40 / 32).astype(int) // 4
+    assert resized[0].tolist() == expected.tolist()
+    np.testing.assert_array_equal(resized, resized[:1].repeat(8, axis=0))
+    first, last = decoded_image.numpy()[0, 0, 0], decoded_image.numpy()[0, -1, 0]
+    assert 14 * 6 <= first <= 17 * 6 and 22 * 6 <= last <= 25 * 6
+
+
+@pytest.mark.parametrize("mode", preprocessing.RESIZE_MODES)
+@pytest.mark.parametrize("height, width", [(30, 60), (60, 30), (17, 17)])
+def test_a_prediction_maps_back_onto_the_image_as_its_mask_was_mapped_in(mode, height, width):
+    """Resizing a mask into the input and mapping it back with the metrics' rule (numpy) and the serving
+    rule (TensorFlow) gives the same map, equal to the mask wherever the model saw the pixel."""
+    from components.core.metrics import prediction_at_image_size
+
+    mask = np.ones((height, width), np.uint8)  # four quadrants, classes 1 to 4
+    mask[height // 2:] += 1
+    mask[:, width // 2:] += 2
+    image = np.zeros((height, width, 3), np.uint8)
+    size = (16, 16)
+    _, resized, content = _decode_pair(tf.io.encode_png(image), tf.io.encode_png(mask[..., None]), size, mode)
+    mapped = prediction_at_image_size(resized.numpy(), content.numpy(), (height, width))
+    rows, cols = preprocessing.input_indices_of_content(content, size)
+    scaled = tf.gather(tf.gather(resized, rows, axis=0), cols, axis=1)
+    served = tf.image.resize(scaled[..., None], (height, width), method="nearest")[..., 0].numpy()
+    np.testing.assert_array_equal(mapped, served)
+    assert (mapped != 255).all()
+    agreement = (mapped == mask).mean()
+    assert agreement > 0.9  # off only along the quadrants' borders (the input is 16 x 16)
 
 
 def test_pairs_decode_in_batches_whatever_their_sizes():

@@ -30,6 +30,7 @@ def test_components_are_wired_from_ingestion_to_tracking(tmp_path):
     assert by_id["Trainer"].inputs["transform_graph"].producer_component_id == "Transform"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert by_id["Pusher"].inputs["tflite_models"].producer_component_id == "TFLiteExport"
     assert by_id["TFLiteExport"].inputs["model"].producer_component_id == "Trainer"
     assert by_id["TFLiteExport"].inputs["examples"].producer_component_id == "SegmentationExampleGen"
     assert by_id["TFLiteExport"].exec_properties["train_split"] == "train"

@@ -15,43 +15,19 @@ import tensorflow as tf
 
 from components import artifacts
 from components.core import tflite
-from components.core.config import PipelineConfig
 from components.core.label_maps import load_label_map
-from components.tflite_export.component import REFERENCE, TFLiteExport, write_tflite_models
-from components.trainer.run import run_fn, trainer_custom_config
-from tests.support.tiny_artifacts import IMAGE_SIZE, NUM_IMAGES, trainer_fn_args
+from components.tflite_export.component import REFERENCE, write_tflite_models
+from tests.support.tiny_artifacts import IMAGE_SIZE, NUM_IMAGES
 
 
-@pytest.fixture(scope="module")
-def trained_model(tiny_artifacts, tmp_path_factory):
-    work = tmp_path_factory.mktemp("tflite_run_fn")
-    config = PipelineConfig.from_dict({
-        "model": {"image_size": list(IMAGE_SIZE), "unet": {"base_filters": 4, "depth": 2}},
-        "training": {"epochs": 1, "steps_per_epoch": 4, "batch_size": 2, "seed": 0}})
-    fn_args = trainer_fn_args(tiny_artifacts, work, trainer_custom_config(config, "pascal_voc"), train_steps=4)
-    run_fn(fn_args)
-    return work / "model"
+@pytest.fixture
+def trained_model(tiny_trained_model):
+    return tiny_trained_model
 
 
-@pytest.fixture(scope="module")
-def exported(trained_model, tiny_artifacts, tmp_path_factory):
-    """Runs the component's executor as TFX runs it (artifacts in, artifact out, exec properties)."""
-    from tfx.types import standard_artifacts
-
-    model = standard_artifacts.Model()
-    model.uri = str(trained_model)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tiny_artifacts.examples)
-    examples.split_names = '["train", "val"]'
-    output = artifacts.TFLiteModels()
-    output.uri = str(tmp_path_factory.mktemp("tflite_models"))
-    config = {"calibration_examples": 3, "max_miou_drop": 1.0, "latency_runs": 2, "num_threads": 1}
-    executor = TFLiteExport.EXECUTOR_SPEC.executor_class()
-    executor.Do({"model": [model], "examples": [examples]}, {"tflite_models": [output]},
-                {"label_map": "pascal_voc", "train_split": "train", "eval_split": "val", "resize": "fit",
-                 "export_config": json.dumps(config)})
-    document = json.loads(open(os.path.join(output.uri, artifacts.TFLITE_METADATA_FILE)).read())
-    return {"artifact": output, "dir": output.uri, "json": document, "model": trained_model}
+@pytest.fixture
+def exported(tiny_tflite_export):
+    return tiny_tflite_export
 
 
 def test_every_variant_is_written_with_its_scores_size_and_latency(exported):

@@ -108,7 +108,7 @@ def test_segpipe_predict_writes_masks_segpipe_score_reads_and_lists_unreadable_f
     summary = json.loads(captured.out)
     assert summary["images"] == len(ids) + 2 and summary["written"] == len(ids) + 1
     assert [Path(failure["file"]).name for failure in summary["failed"]] == ["broken.jpg"]
-    assert "1 of" in captured.err and "could not be read" in captured.err
+    assert "1 of" in captured.err and "images failed" in captured.err
     wide = Image.open(out / "nested" / "wide.png")
     assert wide.mode == "P" and wide.size == (36, 20)
     assert set(np.unique(np.asarray(wide))) <= set(range(21))
@@ -123,5 +123,6 @@ def test_segpipe_predict_refuses_a_folder_without_a_model_in_one_line(tmp_path, 
     from pipeline.cli import main
 
     assert main(["predict", "--model", str(tmp_path), "--out", str(tmp_path / "out"), str(tmp_path)]) == 1
-    assert capsys.readouterr().err.strip() == (f"segpipe: {tmp_path}: no saved_model.pb (pass the exported model "
-                                               "folder, e.g. the pushed serving_model/<version> folder)")
+    assert capsys.readouterr().err.strip() == (f"segpipe: {tmp_path}: no saved_model.pb (pass a pushed "
+                                               "serving_model/<version> folder, an exported SavedModel folder or "
+                                               "a .tflite file)")

@@ -80,28 +80,33 @@ def _reference(serialized: tf.Tensor, size, resize: str):
     return images.numpy().astype(np.float64), masks.numpy(), contents.numpy(), covered, originals
 
 
-@pytest.mark.parametrize("fmt, data_dir, split, num_classes, size", [
-    ("voc", "voc_sample/VOCdevkit/VOC2012", "train", VOC_CLASSES, (64, 64)),
-    ("cityscapes", "cityscapes_sample", "val", CITYSCAPES_CLASSES, (64, 64)),
+@pytest.mark.parametrize("fmt, data_dir, split, num_classes, size, resize", [
+    ("voc", "voc_sample/VOCdevkit/VOC2012", "train", VOC_CLASSES, (64, 64), "fit"),
+    ("cityscapes", "cityscapes_sample", "val", CITYSCAPES_CLASSES, (64, 64), "fit"),
+    ("voc", "voc_sample/VOCdevkit/VOC2012", "train", VOC_CLASSES, (64, 64), "fill"),
 ])
 def test_real_samples_keep_their_aspect_ratio_and_statistics_equal_numpy(
-        shared_data, tmp_path, fmt, data_dir, split, num_classes, size):
+        shared_data, tmp_path, fmt, data_dir, split, num_classes, size, resize):
     pattern, schema = _ingested_real_sample(shared_data, tmp_path, fmt, data_dir, split)
-    config = PipelineConfig.from_dict({"model": {"image_size": list(size)}})
+    config = PipelineConfig.from_dict({"model": {"image_size": list(size)}, "preprocessing": {"resize": resize}})
     graph = write_transform_graph(pattern, schema, tmp_path / "transform_graph",
                                   transform_custom_config(config, num_classes))
     serialized = _serialized(pattern)
     transformed = _apply(graph, serialized)
-    pixels, masks, contents, covered, originals = _reference(serialized, size, "fit")
+    pixels, masks, contents, covered, originals = _reference(serialized, size, resize)
 
-    # Shapes, mask values, padding, aspect ratio.
+    # Shapes, mask values, padding (fit) or cropping (fill), aspect ratio.
     assert transformed["image"].shape == (len(originals), *size, 3)
     np.testing.assert_array_equal(transformed["mask"], masks)
     assert set(np.unique(masks)) <= set(range(num_classes)) | {255}
-    assert (masks[~covered] == 255).all() and (~covered).any()
     np.testing.assert_array_equal(transformed[features.CONTENT_SIZE], contents)
+    if resize == "fit":
+        assert (masks[~covered] == 255).all() and (~covered).any()
+    else:
+        assert covered.all()
     for (rows, cols), (height, width) in zip(contents, originals):
-        assert max(rows / size[0], cols / size[1]) == 1.0
+        fitting_side = max if resize == "fit" else min
+        assert fitting_side(rows / size[0], cols / size[1]) == 1.0
         assert abs(cols - rows * width / height) <= 1.0
 
     # Statistics over the covered pixels, as numpy computes them.
@@ -111,7 +116,8 @@ def test_real_samples_keep_their_aspect_ratio_and_statistics_equal_numpy(
     np.testing.assert_allclose(transformed[features.NORMALIZATION_MEAN][0], mean, rtol=1e-4)
     np.testing.assert_allclose(transformed[features.NORMALIZATION_STD][0], std, rtol=1e-4)
     np.testing.assert_allclose(transformed["image"][covered], (covered_pixels - mean) / std, atol=1e-3)
-    np.testing.assert_allclose(transformed["image"][~covered], 0.0, atol=1e-4)  # padded with the mean pixel
+    if (~covered).any():
+        np.testing.assert_allclose(transformed["image"][~covered], 0.0, atol=1e-4)  # padded with the mean pixel
 
     # Class counts and weights, as numpy computes them on the same masks.
     counts = np.array([np.sum(masks == c) for c in range(num_classes)])
