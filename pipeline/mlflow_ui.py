@@ -66,6 +66,7 @@ def serve_ui(output_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: 
             print(f"segpipe: the MLflow UI did not start on {host}:{port}: {reason}", file=sys.stderr)
             return 1
         print(f"MLflow UI of {Path(output_dir).resolve()}: {url} (Ctrl-C stops it)", flush=True)
+        print(f"Runs in the model-training view: {url}/#/experiments?workflowType=machine_learning", flush=True)
         process.wait()
         print(f"segpipe: the MLflow UI stopped (exit code {process.returncode})", file=sys.stderr)
         return 1

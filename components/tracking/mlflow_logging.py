@@ -1,8 +1,7 @@
-"""MLflow helpers: where runs go, the run that spans a pipeline run, logging results, the registry.
+"""MLflow helpers: experiments, the run that spans a pipeline run, logging results, the registry.
 
-Framework adapters and runners call these; they know nothing of TFX. A tracking URI that is empty means
-"a SQLite store in the given output folder", with artifacts in a folder beside it, so that a local run
-never writes `mlruns/` into the current directory.
+Framework adapters and runners call these; they know nothing of TFX. Where runs go (and whether that
+server is there) is :mod:`components.tracking.targets`.
 
 A pipeline run's MLflow run is started by the runner before the first step (:func:`start_pipeline_run`:
 source, configuration, library versions, dataset inputs), filled in while the pipeline runs (the Trainer's

@@ -9,8 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
-
+from components.core import sample_data
 from components.tracking.mlflow_logging import PipelineRunStart, start_pipeline_run
 from components.tracking.targets import TrackingTarget, local_artifact_location, local_tracking_uri
 from pipeline.cli import main
@@ -31,6 +30,8 @@ def test_segpipe_ui_serves_the_store_of_an_output_folder_on_loopback(tmp_path):
     try:
         line = process.stdout.readline().strip()  # printed once the server answers
         assert line == f"MLflow UI of {output}: http://127.0.0.1:{port} (Ctrl-C stops it)", process.stderr.read()
+        assert process.stdout.readline().strip() == ("Runs in the model-training view: "
+                                                     f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning")
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", method="POST",
                                          data=json.dumps({"experiment_ids": ["1"]}).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -63,6 +64,7 @@ def test_a_tracking_failure_after_the_push_says_the_model_is_in_place_and_how_to
     from pipeline.local_runner import PipelineRunError
     from pipeline.pipeline import create_pipeline
 
+    sample_data.write_voc_dataset(tmp_path / "data", num_images=4, image_size=(16, 16))
     pipeline = create_pipeline(load_config(DEFAULT_CONFIG), data_dir=str(tmp_path / "data"),
                                pipeline_root=str(tmp_path / "root"), serving_model_dir=str(tmp_path / "serving"),
                                tracking_uri="http://127.0.0.1:9")
