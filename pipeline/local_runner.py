@@ -28,13 +28,13 @@ from tfx import v1 as tfx
 from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
-from components.tracking.component import RUN_ID_OUTPUT
 from components.core.datasets.fingerprint import fingerprint_dataset
+from components.tracking.component import RUN_ID_OUTPUT
 from components.tracking.mlflow_logging import (
     PipelineRunStart,
-    mlflow_client_settings,
     dataset_inputs,
     end_pipeline_run,
+    mlflow_client_settings,
     start_pipeline_run,
 )
 from components.tracking.targets import check_reachable, local_artifact_location, resolve_tracking_target

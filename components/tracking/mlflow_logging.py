@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import mlflow
@@ -223,7 +222,7 @@ def end_pipeline_run(target: TrackingTarget, run_id: str, succeeded: bool, tags:
             client.set_tag(run_id, key, value)
         client.set_terminated(run_id, "FINISHED" if succeeded else "FAILED")
     except Exception as error:  # pylint: disable=broad-except
-        logger.warning("MLflow: could not end run %s at %s: %s", run_id, target.uri, " ".join(str(error).split())[:300])
+        logger.warning("MLflow: could not end run %s at %s: %s", run_id, target.uri, short_reason(error))
 
 
 @dataclass

@@ -25,8 +25,9 @@ def test_segpipe_ui_serves_the_store_of_an_output_folder_on_loopback(tmp_path):
                                 PipelineRunStart(experiment="ui-test", run_name="ui-run", source="segpipe run",
                                                  code_dir=str(REPOSITORY)), local_artifact_location(output))
     port = free_loopback_port()
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "ui", "--output", str(output), "--port", str(port)],
-                               cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "ui", "--output", str(output), "--port", str(port)],
+        cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()  # printed once the server answers
         assert line == f"MLflow UI of {output}: http://127.0.0.1:{port} (Ctrl-C stops it)", process.stderr.read()

@@ -23,11 +23,11 @@ from components.tracking.mlflow_logging import (
     PipelineRunStart,
     RunRecord,
     TrackingError,
-    mlflow_client_settings,
     dataset_inputs,
     end_pipeline_run,
     ensure_experiment,
     log_run,
+    mlflow_client_settings,
     start_pipeline_run,
 )
 from components.tracking.targets import TrackingTarget
