@@ -8,6 +8,7 @@ otherwise, and runs until interrupted.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,14 +47,19 @@ def wait_until_serving(process: subprocess.Popen, url: str, timeout_s: float) ->
     return False
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def serve_ui(output_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 5000,
              start_timeout_s: float = 120.0) -> int:
-    """Starts the server, prints its address once it answers, and waits for it (Ctrl-C stops it).
+    """Starts the server, prints its address once it answers, and waits for it (Ctrl-C or SIGTERM stops both).
 
     Returns:
         The exit code: 0 after an interrupt, 1 when the server failed to start or stopped by itself.
     """
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    signal.signal(signal.SIGTERM, _interrupt)  # a `kill` stops the server too, as Ctrl-C does
     server_log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it while the server runs
     process = subprocess.Popen(ui_command(output_dir, host, port), stdout=server_log, stderr=subprocess.STDOUT)
     try:

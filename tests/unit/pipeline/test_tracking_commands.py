@@ -44,6 +44,8 @@ def test_segpipe_ui_serves_the_store_of_an_output_folder_on_loopback(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # SIGTERM stops `segpipe ui` and the server it started: nothing listens on the port any more
+    assert not subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout.strip()
 
 
 def test_segpipe_ui_on_a_folder_without_a_store_is_one_line(tmp_path, capsys):
