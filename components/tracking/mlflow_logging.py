@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 import mlflow
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, LoggedModelStatus, Metric, Param
 from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from mlflow.utils import mlflow_tags
 
 from components.core.datasets.fingerprint import DatasetFingerprint
@@ -58,12 +59,14 @@ class TrackingError(RuntimeError):
 def mlflow_client_settings(max_retries: int = 2, backoff_factor: int = 1, timeout_s: int = 30) -> Iterator[None]:
     """Within the block, MLflow's HTTP client gives up on a request after `max_retries` retries and
     `timeout_s` seconds each (its defaults retry for minutes), so that our own retries (:func:`with_retries`)
-    decide when to give up, and it prints no "View run at" lines (the run's summary says where it is);
+    decide when to give up, and it prints no "View run at" lines (the run's summary says where it is) and
+    no download progress bars;
     variables the user set are left alone."""
     wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries),
               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(backoff_factor),
               "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s),
-              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+              "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+              "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     added = [name for name in wanted if name not in os.environ]
     os.environ.update({name: wanted[name] for name in added})
     try:
@@ -336,6 +339,13 @@ def register_served_model(client: MlflowClient, run_id: str, served: ServedModel
     """Saves the pyfunc model of `served` (the SavedModel and :mod:`served_model`'s code), logs it as an
     MLflow model of the run, registers it as a new version of `served.registered_name` and moves the
     `champion` alias to that version. Returns the version."""
+    # MLflow's SQLAlchemy registry looks the logged model up through the *global* tracking URI, not the
+    # client's: point it at this store while registering (else a SQLite store fails with "not found").
+    with _use_tracking_uri(client.tracking_uri):
+        return _register_served_model(client, run_id, served)
+
+
+def _register_served_model(client: MlflowClient, run_id: str, served: ServedModel) -> str:
     import pandas as pd
 
     from components.tracking import served_model

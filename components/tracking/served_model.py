@@ -14,6 +14,7 @@ accepts them base64-encoded) and returns one `uint8` array of class ids per imag
 from __future__ import annotations
 
 import base64
+import warnings
 
 import mlflow
 import numpy as np
@@ -27,6 +28,10 @@ IMAGE_COLUMN = "image"
 
 SIGNATURE = "serving_default"
 """The SavedModel's image-bytes signature: `images` [B] -> `class_ids` [B, H, W] and `probabilities`."""
+
+
+# The input is described by the logged signature (an `image` column of bytes), not by type hints.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
 
 
 class SegmentationModel(mlflow.pyfunc.PythonModel):

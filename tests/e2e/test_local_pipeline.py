@@ -42,7 +42,7 @@ def pipeline_run(tmp_path_factory):
     with mlflow_server(workdir / "mlflow") as tracking_uri:
         config = load_config(DEFAULT_CONFIG, [
             "model.image_size=[32, 32]", "model.unet.base_filters=4", "model.unet.depth=2",
-            "training.epochs=2", "training.steps_per_epoch=1", "training.batch_size=2", "training.eval_steps=1",
+            "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=2", "training.eval_steps=1",
             "evaluation.miou_threshold=0.0", "evaluation.miou_max_drop=1.0",
             "runtime.beam_mode=in_memory", "runtime.pipeline_name=e2e-voc",
             f"runtime.mlflow_tracking_uri={tracking_uri}"])
@@ -190,7 +190,7 @@ def _trainer_execution(workdir: Path):
 def test_mlflow_run_spans_the_pipeline_with_source_params_datasets_and_results(pipeline_run):
     run = pipeline_run["run"]
     assert run.info.status == "FINISHED"
-    assert run.data.params["training.epochs"] == "2" and run.data.params["data.format"] == "voc"
+    assert run.data.params["training.epochs"] == "1" and run.data.params["data.format"] == "voc"
     assert run.data.params["version.tfx"].startswith("1.16") and "version.tensorflow" in run.data.params
     tags = run.data.tags
     assert tags["mlflow.source.name"] == "segpipe run (e2e)"
@@ -228,7 +228,7 @@ def test_training_curves_were_logged_while_the_trainer_ran(pipeline_run):
     trainer_end = _trainer_execution(pipeline_run["workdir"]).last_update_time_since_epoch
     for name in ("train/loss", "train/miou", "train/val_loss", "train/val_miou", "train/learning_rate"):
         points = client.get_metric_history(run_id, name)
-        assert [point.step for point in points] == [0, 1], name
+        assert [point.step for point in points] == [0], name  # one epoch (several: tests/unit/tracking)
         assert all(point.timestamp < trainer_end for point in points), name
 
 
@@ -269,7 +269,7 @@ def test_two_runs_with_different_configs_are_compared_by_their_metrics(pipeline_
     assert newer.data.metrics["eval/miou"] == pytest.approx(older.data.metrics["eval/miou"])
     assert (older.data.tags["segpipe.blessed"], newer.data.tags["segpipe.blessed"]) == ("true", "false")
     # the second run's Trainer was cached: its curves come from the first training's history
-    assert [point.step for point in client.get_metric_history(newer.info.run_id, "train/loss")] == [0, 1]
+    assert [point.step for point in client.get_metric_history(newer.info.run_id, "train/loss")] == [0]
 
 
 def test_nothing_listened_beyond_loopback_during_the_run(pipeline_run):
