@@ -31,7 +31,7 @@ SIGNATURE = "serving_default"
 
 
 # The input is described by the logged signature (an `image` column of bytes), not by type hints.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)  # colour codes first
 
 
 class SegmentationModel(mlflow.pyfunc.PythonModel):

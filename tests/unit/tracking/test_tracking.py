@@ -179,3 +179,46 @@ def test_training_goes_on_when_the_server_is_away_with_one_warning(caplog):
     warnings = [record.getMessage() for record in caplog.records if record.name == "components.trainer.live_metrics"]
     assert len(warnings) == 1 and uri in warnings[0] and "training goes on" in warnings[0]
     assert "Connection refused" in warnings[0]
+
+
+def test_a_served_model_registers_as_champion_on_the_default_sqlite_store_and_predicts(tmp_path, monkeypatch):
+    """On the embedded store (SQLite, file artifacts) as on a server: a new version, the alias moved to it,
+    and `models:/<name>@champion` loading through pyfunc with a mask per image at the image's size. The
+    SavedModel is a small real one with the serving contract (`serving_default`: `images` -> `class_ids`)."""
+    import io
+
+    import mlflow
+    import pandas as pd
+    import tensorflow as tf
+    from PIL import Image
+
+    from components.tracking.mlflow_logging import ServedModel, register_served_model
+    from components.tracking.targets import local_artifact_location, local_tracking_uri
+
+    class Threshold(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def serve(self, images):
+            pixels = tf.io.decode_image(images[0], channels=3, expand_animations=False)
+            return {"class_ids": tf.cast(pixels[..., 0] > 127, tf.int64)[tf.newaxis]}
+
+    module = Threshold()
+    tf.saved_model.save(module, str(tmp_path / "pushed"), signatures={"serving_default": module.serve})
+    picture = np.zeros((6, 10, 3), np.uint8)
+    picture[:, 5:] = 200
+    encoded = io.BytesIO()
+    Image.fromarray(picture).save(encoded, format="PNG")
+
+    uri = local_tracking_uri(tmp_path / "out")
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("local", artifact_location=local_artifact_location(tmp_path / "out"))
+    versions = []
+    for _ in range(2):
+        run_id = client.create_run(experiment_id).info.run_id
+        served = ServedModel(str(tmp_path / "pushed"), encoded.getvalue(), registered_name="local-model")
+        versions.append(register_served_model(client, run_id, served))
+    assert versions == ["1", "2"]
+    assert str(client.get_model_version_by_alias("local-model", "champion").version) == "2"  # int on SQLite
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    model = mlflow.pyfunc.load_model("models:/local-model@champion")
+    (mask,) = model.predict(pd.DataFrame({"image": [encoded.getvalue()]}))
+    np.testing.assert_array_equal(mask, (picture[..., 0] > 127).astype(np.uint8))
