@@ -30,8 +30,9 @@ SIGNATURE = "serving_default"
 """The SavedModel's image-bytes signature: `images` [B] -> `class_ids` [B, H, W] and `probabilities`."""
 
 
-# The input is described by the logged signature (an `image` column of bytes), not by type hints.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)  # colour codes first
+# The input is described by the logged signature (an `image` column of bytes), not by type hints. (MLflow's
+# message starts with a colour code, hence the leading `.*`.)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
 class SegmentationModel(mlflow.pyfunc.PythonModel):
