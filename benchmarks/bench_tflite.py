@@ -44,6 +44,10 @@ SCENE_COLOURS_SEED = 2012
 KERAS = "keras"
 
 
+BATCH_FOR_THROUGHPUT = 16
+"""Images per batch of the throughput figure."""
+
+
 def _progress(message: str) -> None:
     print(f"[bench_tflite {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -117,6 +121,15 @@ def bench_architecture(architecture: str, args) -> dict:
         for name, run in runners.items():
             times[name].append(tflite.median_latency_ms(run, args.runs))
     latency = {name: statistics.median(values) for name, values in times.items()}
+
+    # Batched throughput: Keras takes the whole batch in one call; a TFLite model (static batch of 1,
+    # what XNNPACK needs) one image per invocation, as `segpipe predict` and the TFLiteExport run it.
+    batch = test_images[:BATCH_FOR_THROUGHPUT]
+    batch_runners = {KERAS: lambda: model(tf.constant(batch), training=False).numpy()}
+    batch_runners.update({variant: (lambda segmenter=segmenter: segmenter.raw_output(batch))
+                          for variant, segmenter in segmenters.items()})
+    throughput = {name: len(batch) * 1000.0 / tflite.median_latency_ms(run, max(1, args.runs // 4))
+                  for name, run in batch_runners.items()}
     report = {
         "image_size": list(size),
         "parameters": int(model.count_params()),
@@ -127,6 +140,9 @@ def bench_architecture(architecture: str, args) -> dict:
         "int8_latency_vs_float32": round(latency[tflite.INT8] / latency[tflite.FLOAT32], 3),
         "int8_size_vs_float32": round(len(contents[tflite.INT8]) / len(contents[tflite.FLOAT32]), 3),
         "int8_latency_vs_keras": round(latency[tflite.INT8] / latency[KERAS], 3),
+        "throughput_images_per_s": {name: round(value, 2) for name, value in throughput.items()},
+        "throughput_batch": len(batch),
+        "int8_throughput_vs_keras": round(throughput[tflite.INT8] / throughput[KERAS], 3),
         "calibration_examples": len(chosen),
     }
     _progress(f"{architecture}: {json.dumps(report)}")

@@ -1,8 +1,10 @@
 """Beam pipeline arguments, assembled in one place for every runner and entry point.
 
-Local runs (LocalDagRunner, `segpipe ingest`, the benchmarks) use Beam's DirectRunner; the Kubeflow
-compiler gives its containers DirectRunner too (one pod per component). Which DirectRunner mode each
-component gets was measured on 2 cores:
+The runner of a pipeline's Beam stages is the config's `runtime.beam` (`BeamConfig`): DirectRunner by
+default, in the process for local runs (LocalDagRunner) and in each component's pod for compiled Kubeflow
+pipelines, or another runner with its options (`runtime.beam.args`, passed after the runner's own
+arguments, so they win); `segpipe ingest` and the benchmarks use DirectRunner unless given Beam options.
+On DirectRunner, which running mode each component gets was measured on 2 cores:
 - the Evaluator runs in-memory: TFMA on multi-processing DirectRunner starts workers that each load the
   model again, while in-memory inference already uses every core through TensorFlow
   (benchmarks/bench_eval.py: 64 examples 5.4 s in-memory vs 12.2 s multi-processing, 256: 8.0 vs 14.0 s;
@@ -60,19 +62,33 @@ def ingestion_args(workers: int = 0) -> list[str]:
 
 
 def local_pipeline_args(runtime: RuntimeConfig) -> list[str]:
-    """Pipeline-wide arguments of a local run: the configured mode, one worker per core by default."""
-    return direct_runner_args(runtime.beam_mode, runtime.beam_workers) + [LOCAL_WORKER_ENVIRONMENT_FLAG]
+    """Pipeline-wide arguments of a local run. DirectRunner: the configured mode, one worker per core by
+    default, and this environment as the workers' (no TFX package build); another runner: `--runner` and
+    `runtime.beam.args` alone. `runtime.beam.args` come last."""
+    if not runtime.beam.is_direct:
+        return [f"--runner={runtime.beam.runner}", *runtime.beam.args]
+    return direct_runner_args(runtime.beam_mode, runtime.beam_workers) + [LOCAL_WORKER_ENVIRONMENT_FLAG,
+                                                                          *runtime.beam.args]
 
 
 def local_component_args(runtime: RuntimeConfig) -> dict[str, tuple[str, ...]]:
-    """Per-component arguments of a local run; they follow (and so override) the pipeline-wide ones."""
-    return {EVALUATOR_ID: tuple(direct_runner_args(EVALUATION_MODE)),
-            EXAMPLE_GEN_ID: tuple(ingestion_args(runtime.beam_workers))}
+    """Per-component arguments of a local run; they follow (and so override) the pipeline-wide ones.
+    DirectRunner only (its running modes; `runtime.beam.args` still win); none on another runner."""
+    if not runtime.beam.is_direct:
+        return {}
+    return {EVALUATOR_ID: tuple(direct_runner_args(EVALUATION_MODE)) + runtime.beam.args,
+            EXAMPLE_GEN_ID: tuple(ingestion_args(runtime.beam_workers)) + runtime.beam.args}
 
 
-def kubeflow_pipeline_args() -> list[str]:
-    """Arguments of the Beam components in Kubeflow pods: DirectRunner, one process per core of the pod."""
-    return ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+def kubeflow_pipeline_args(runtime: RuntimeConfig) -> list[str]:
+    """Arguments of the Beam components of a compiled Kubeflow pipeline. DirectRunner (the default): in
+    each component's pod, in the configured mode with one worker per core of the pod unless
+    `runtime.beam_workers` says otherwise; another runner: the pods submit their Beam jobs to it.
+    `runtime.beam.args` come last."""
+    if not runtime.beam.is_direct:
+        return [f"--runner={runtime.beam.runner}", *runtime.beam.args]
+    return [f"--runner={runtime.beam.runner}", f"--direct_running_mode={runtime.beam_mode}",
+            f"--direct_num_workers={runtime.beam_workers}", *runtime.beam.args]
 
 
 LOOPBACK_HOST = "localhost"

@@ -4,7 +4,7 @@
     segpipe ingest --format voc|cityscapes --data-dir DIR --out DIR [--splits train,val] [--strict]
                    [--beam-arg=--OPTION=VALUE ...]
     segpipe run [--config FILE] [--data-dir DIR] [--output DIR] [--set section.key=value ...]
-    segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI]
+    segpipe compile [--config FILE] --out FILE.yaml --data-dir URI [--pipeline-root URI] [--image IMAGE]
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
     segpipe predict --model DIR_OR_TFLITE --out DIR [--overlay DIR] IMAGE_OR_FOLDER [...]
@@ -119,11 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="experiment YAML file")
     compile_.add_argument("--out", type=Path, required=True, help="pipeline spec to write (.yaml)")
     compile_.add_argument("--data-dir", required=True,
-                          help="dataset URI as the cluster sees it, e.g. gs://bucket/VOCdevkit (required: the spec "
-                               "reads the dataset from there)")
+                          help="dataset URI as the cluster sees it, e.g. gs://bucket/VOCdevkit: the default of the "
+                               "pipeline's data_root runtime parameter (training_epochs, learning_rate and "
+                               "miou_threshold default to the config's values)")
     compile_.add_argument("--pipeline-root", default="gs://BUCKET/pipeline_root",
                           help="URI under which the cluster writes artifacts")
-    compile_.add_argument("--image", default="segpipe:latest", help="container image with segpipe installed")
+    compile_.add_argument("--image", default="segpipe:0.1.0",
+                          help="the pipeline image (infra/docker/pipeline.Dockerfile) as the cluster pulls it, "
+                               "e.g. REGISTRY/segpipe:0.1.0 (default: %(default)s)")
     compile_.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                           help="override one configuration value, repeatable (default: none)")
 

@@ -29,7 +29,7 @@ from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
 from components.core.datasets.fingerprint import fingerprint_dataset
-from components.tracking.component import RUN_ID_OUTPUT
+from components.tracking.component import RUN_ID_OUTPUT, RUN_VALUE_PARAMS
 from components.tracking.mlflow_logging import (
     PipelineRunStart,
     dataset_inputs,
@@ -159,7 +159,7 @@ def pipeline_run_start(config: PipelineConfig, data_dir: str, source: str) -> Pi
         run_name=f"{config.runtime.pipeline_name}-{time.strftime('%Y%m%d-%H%M%S')}",
         source=source,
         code_dir=str(Path(__file__).resolve().parents[1]),
-        params=config.flat(),
+        params={**config.flat(), RUN_VALUE_PARAMS[0]: str(Path(data_dir).resolve())},  # the tracker's names
         tags={"tfx.pipeline_name": config.runtime.pipeline_name, "segpipe.dataset": fingerprint.name,
               "segpipe.dataset_root": fingerprint.root, "segpipe.dataset_fingerprint": fingerprint.digest,
               **{f"segpipe.dataset.{split.name}.listed": str(split.listed) for split in fingerprint.splits},
@@ -338,12 +338,16 @@ def relog_run(output_dir: str | os.PathLike[str], tracking_uri: str = "") -> tup
             (artifact,) = store.get_artifacts_by_id([event.artifact_id])
             (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
             inputs[event.path.steps[0].key] = artifact_utils.deserialize_artifact(artifact_type, artifact)
-    properties = {name: value.string_value for name, value in execution.custom_properties.items()}
+    properties = {name: getattr(value, value.WhichOneof("value") or "string_value")
+                  for name, value in execution.custom_properties.items()}
+    run_values = [properties.get(name) for name in ("data_root", "training_epochs", "learning_rate", "miou_threshold")]
     uri = tracking_uri or properties["tracking_uri"]
     check_reachable(uri, origin="--tracking-uri" if tracking_uri else "the run's tracking URI")
     settings = TrackingSettings(tracking_uri=uri, experiment=properties["experiment"],
                                 registered_model=properties["registered_model"],
-                                run_params=json.loads(properties["run_params"]),
+                                run_params={**json.loads(properties["run_params"]),
+                                            **{key: value for key, value in zip(RUN_VALUE_PARAMS, run_values)
+                                               if value is not None}},
                                 eval_split=properties["eval_split"],
                                 artifact_location=properties.get("artifact_location", "") if not tracking_uri else "")
     outputs = PipelineOutputs(**{name: inputs.get(name) for name in PipelineOutputs.__dataclass_fields__})

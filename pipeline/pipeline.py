@@ -7,20 +7,24 @@ ExampleGen (VOC / Cityscapes layout) -> StatisticsGen -> ImportSchemaGen (schema
 -> EvaluationReport (tables, confusion matrix, overlays) -> SegmentationPusher (SavedModel, accepted TFLite
 models and a manifest, to a new versioned folder) -> MlflowTracker.
 
-Runners (local, Kubeflow) only choose paths, the metadata connection, Beam arguments and the runner.
+Runners (local, Kubeflow) only choose paths, the metadata connection, Beam arguments and the runner,
+and what the values a run may change (`RunParameters`: data root, training epochs, learning rate, mIoU
+threshold) are: the config's own values locally, runtime parameters in a compiled Kubeflow pipeline.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from tfx import v1 as tfx
 from tfx.proto import transform_pb2
 
 from components.core.datasets import label_map_name
 from components.core.label_maps import load_label_map, schemas_dir
+from components.evaluator.component import ThresholdedEvaluator
 from components.evaluator.eval_config import build_eval_config
 from components.evaluator.report import EvaluationReport
 from components.example_gen.component import SegmentationExampleGen
@@ -28,6 +32,7 @@ from components.pusher.component import SegmentationPusher
 from components.tflite_export.component import TFLiteExport
 from components.tracking.component import MlflowTracker
 from components.core.config import PipelineConfig
+from components.trainer.component import SegmentationTrainer
 from components.trainer.run import trainer_custom_config
 from components.transform.preprocessing import transform_custom_config
 
@@ -42,6 +47,35 @@ def raw_schema_path() -> Path:
     return schemas_dir() / RAW_SCHEMA_FILE
 
 
+@dataclasses.dataclass(frozen=True)
+class RunParameters:
+    """The values a run may change without building the pipeline again. Each is a plain value (local
+    runs: the config's) or a `tfx.dsl.experimental.RuntimeParameter` of the same type (int, float or str;
+    a compiled Kubeflow pipeline's inputs). Each is wired into a top-level component parameter, the only
+    place a runtime parameter reaches from the pipeline's root: the ExampleGen's `input_base`, the
+    Trainer's `training_epochs` and `learning_rate`, the Evaluator's `miou_threshold`; the MlflowTracker
+    logs the values used.
+
+    Attributes:
+        data_root: the dataset root (`data.data_dir`), str.
+        training_epochs: `training.epochs` (the Trainer trains epochs x `training.steps_per_epoch` steps), int.
+        learning_rate: `training.optimizer.learning_rate`, float.
+        miou_threshold: `evaluation.miou_threshold`, the mIoU a model needs to be blessed, float.
+    """
+
+    data_root: Any
+    training_epochs: Any
+    learning_rate: Any
+    miou_threshold: Any
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, data_dir: str) -> "RunParameters":
+        """The config's values, and `data_dir` as the data root."""
+        return cls(data_root=data_dir, training_epochs=config.training.epochs,
+                   learning_rate=config.training.optimizer.learning_rate,
+                   miou_threshold=config.evaluation.miou_threshold)
+
+
 def create_pipeline(
     config: PipelineConfig,
     data_dir: str,
@@ -52,6 +86,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Sequence[str] = (),
     component_beam_pipeline_args: Mapping[str, Sequence[str]] | None = None,
+    parameters: RunParameters | None = None,
     mlflow_run_id: str = "",
 ) -> tfx.dsl.Pipeline:
     """Builds the segmentation pipeline.
@@ -67,6 +102,8 @@ def create_pipeline(
         beam_pipeline_args: arguments of the Beam pipelines of Beam-based components.
         component_beam_pipeline_args: per component id, Beam arguments that follow (and so override)
             the pipeline-wide ones.
+        parameters: the run's values (runtime parameters when compiling for Kubeflow); None: the
+            config's, with `data_dir` as the data root.
         mlflow_run_id: the MLflow run the runner started for this pipeline run, which the tracker logs
             into ("" = the tracker creates a run itself).
 
@@ -75,9 +112,10 @@ def create_pipeline(
     """
     train_split, eval_split = config.data.splits
     label_map = load_label_map(label_map_name(config.data.format))
+    parameters = parameters or RunParameters.from_config(config, data_dir)
 
     example_gen = SegmentationExampleGen(
-        input_base=data_dir, dataset_format=config.data.format, splits=list(config.data.splits),
+        input_base=parameters.data_root, dataset_format=config.data.format, splits=list(config.data.splits),
         strict=config.data.strict, require_examples=True)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(raw_schema_path()))
@@ -90,14 +128,17 @@ def create_pipeline(
         splits_config=transform_pb2.SplitsConfig(analyze=[train_split]),
         materialize=False,
         custom_config=transform_custom_config(config, label_map.num_classes))
-    trainer = tfx.components.Trainer(
+    trainer = SegmentationTrainer(
         run_fn="components.trainer.run.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[train_split], num_steps=config.training.total_steps),
         eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=config.training.eval_steps),
-        custom_config=trainer_custom_config(config, label_map.name))
+        custom_config=trainer_custom_config(config, label_map.name),
+        training_epochs=parameters.training_epochs,
+        learning_rate=parameters.learning_rate,
+    ).with_id("Trainer")
     tflite_export = TFLiteExport(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
@@ -111,14 +152,16 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = ThresholdedEvaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         schema=schema_gen.outputs["schema"],
         example_splits=[eval_split],
         eval_config=build_eval_config(label_map.name, config.evaluation.miou_threshold,
-                                      config.evaluation.miou_max_drop))
+                                      config.evaluation.miou_max_drop),
+        miou_threshold=parameters.miou_threshold,
+    ).with_id("Evaluator")
     report = EvaluationReport(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -150,6 +193,10 @@ def create_pipeline(
         registered_model=config.runtime.registered_model,
         run_params=json.dumps(config.flat()),
         eval_split=eval_split,
+        data_root=parameters.data_root,
+        training_epochs=parameters.training_epochs,
+        learning_rate=parameters.learning_rate,
+        miou_threshold=parameters.miou_threshold,
         artifact_location=artifact_location,
         mlflow_run_id=mlflow_run_id).with_id(TRACKER_ID)
 

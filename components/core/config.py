@@ -18,6 +18,7 @@
       export      ExportConfig        served model's largest image; TFLite calibration, accepted mIoU loss
       evaluation  EvaluationConfig    blessing thresholds
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
+        beam          BeamConfig            Beam runner of the Beam stages and extra Beam options
 
 Sizes are always (height, width). Only the model's selected architecture sub-section is used; the other
 keeps its defaults. YAML files and ``--set`` overrides are read by ``pipeline.config``; components
@@ -37,7 +38,7 @@ from components.core.hyperparams import Config, ConfigError, require
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
            "AugmentationConfig", "ScaleAugmentationConfig", "RotationAugmentationConfig", "ColorJitterConfig",
-           "BlurAugmentationConfig", "CutMixConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig",
+           "BlurAugmentationConfig", "CutMixConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig", "BeamConfig",
            "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
@@ -568,6 +569,60 @@ class ExportConfig(Config):
         require(self.latency_runs >= 1, "latency_runs", "must be at least 1")
         require(self.num_threads >= 0, "num_threads", "must be 0 (one per core) or more")
 
+BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner")
+"""Runners Beam knows by name; any other runner is given by its full class name (for example Beam's Dask
+runner, `apache_beam.runners.dask.dask_runner.DaskRunner`)."""
+DIRECT_RUNNER = "DirectRunner"
+REQUIRED_RUNNER_OPTIONS = {"DataflowRunner": ("project", "region", "temp_location")}
+"""Options a runner cannot start without, checked when the config is read rather than in a pod."""
+_BEAM_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9_]*(=.*)?", re.DOTALL)
+_CLASS_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def beam_option_name(arg: str) -> str:
+    """`--name=value` or `--name` -> `name`."""
+    return arg[2:].split("=", 1)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig(Config):
+    """The Beam runner of the pipeline's Beam stages (ExampleGen, StatisticsGen, Transform, Evaluator),
+    locally and in Kubeflow pods alike.
+
+    Attributes:
+        runner: "DirectRunner" (the default: in the process, or in the pod on Kubeflow; its running mode
+            and workers are `runtime.beam_mode` and `runtime.beam_workers`), a runner Beam knows by name
+            ("DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner"), or the
+            full class name of another one (e.g. "apache_beam.runners.dask.dask_runner.DaskRunner").
+        args: further Beam pipeline options, each "--name=value" (or "--flag"), passed as they are
+            after the runner's: e.g. ["--project=p", "--region=europe-west1",
+            "--temp_location=gs://bucket/tmp"] for Dataflow, ["--flink_master=flink:8081",
+            "--environment_type=EXTERNAL", "--environment_config=localhost:50000"] for Flink, or
+            ["--s3_endpoint_url=http://minio.mlflow:9000"] for an S3-compatible store. The runner is
+            chosen by `runner` only; Dataflow needs --project, --region and --temp_location.
+    """
+
+    runner: str = DIRECT_RUNNER
+    args: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        require(self.runner in BEAM_RUNNERS or _CLASS_PATH.fullmatch(self.runner) is not None, "runner",
+                f"must be one of {', '.join(BEAM_RUNNERS)} or a runner's full class name "
+                f"(module.path.ClassName), got {self.runner!r}")
+        for arg in self.args:
+            require(_BEAM_OPTION.fullmatch(arg) is not None, "args",
+                    f"must hold Beam options written --name=value or --flag, got {arg!r}")
+            require(beam_option_name(arg) != "runner", "args",
+                    f"must not set the runner ({arg!r}): set runtime.beam.runner")
+        given = {beam_option_name(arg) for arg in self.args}
+        missing = [name for name in REQUIRED_RUNNER_OPTIONS.get(self.runner, ()) if name not in given]
+        require(not missing, "args", f"must set {', '.join('--' + name for name in missing)} for {self.runner}")
+
+    @property
+    def is_direct(self) -> bool:
+        """Whether the Beam stages run on DirectRunner."""
+        return self.runner == DIRECT_RUNNER
+
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig(Config):
@@ -575,6 +630,7 @@ class RuntimeConfig(Config):
 
     Attributes:
         pipeline_name: name of the TFX pipeline (and default name of the MLflow experiment and model).
+        beam: the Beam runner and extra Beam options (`BeamConfig`).
         beam_mode: DirectRunner running mode of the Beam components ("multi_processing",
             "multi_threading" or "in_memory"); local runs keep the ExampleGen multi-threaded and the
             Evaluator in-memory, the modes measured fastest for them (see `components.beam_options`).
@@ -593,6 +649,7 @@ class RuntimeConfig(Config):
     mlflow_tracking_uri: str = ""
     mlflow_experiment: str = ""
     mlflow_registered_model: str = ""
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
 
     def validate(self) -> None:
         require(self.beam_mode in BEAM_MODES, "beam_mode", _one_of(BEAM_MODES))

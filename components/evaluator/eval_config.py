@@ -47,3 +47,19 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
                                               for name in slice_features(label_map)],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+
+
+def set_miou_threshold(eval_config: tfma.EvalConfig, miou_threshold: float) -> tfma.EvalConfig:
+    """`eval_config` (changed in place and returned) with the lower bound of its mIoU value threshold
+    (the blessing's) set to `miou_threshold`.
+
+    Raises:
+        ValueError: `eval_config` has no mIoU metric with a value threshold (not `build_eval_config`'s).
+    """
+    thresholds = [metric.threshold.value_threshold for spec in eval_config.metrics_specs for metric in spec.metrics
+                  if metric.class_name == "SegmentationMetrics" and metric.threshold.HasField("value_threshold")]
+    if not thresholds:
+        raise ValueError("the eval config has no SegmentationMetrics value threshold to set the mIoU threshold of")
+    for threshold in thresholds:
+        threshold.lower_bound.value = miou_threshold
+    return eval_config

@@ -25,7 +25,8 @@ which is not inspected when the pipeline is built) an edited VOC list: run with 
 (``enable_cache=False``, as ``segpipe run`` can) after such changes.
 
 Local dataset folders are checked when the component is built (layout, list files, split folders),
-so a wrong path fails at once; remote ones (``gs://``...) are checked by the executor before Beam runs.
+so a wrong path fails at once; remote ones (``gs://``...) and a runtime parameter (a compiled Kubeflow
+pipeline's data root, known only when the run starts) are checked by the executor before Beam runs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Sequence
 
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
 from components.core import datasets
@@ -70,7 +72,7 @@ class SegmentationExampleGen(FileBasedExampleGen):
 
     def __init__(
         self,
-        input_base: str,
+        input_base: str | data_types.RuntimeParameter,
         dataset_format: str,
         splits: Sequence[str] = ("train", "val"),
         strict: bool = False,
@@ -80,7 +82,8 @@ class SegmentationExampleGen(FileBasedExampleGen):
 
         Args:
             input_base: VOC: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself or ``VOC2012``.
-                Cityscapes: the folder holding ``leftImg8bit`` and ``gtFine``.
+                Cityscapes: the folder holding ``leftImg8bit`` and ``gtFine``. Or a str ``RuntimeParameter``
+                (a compiled pipeline's input), checked by the executor as a remote folder is.
             dataset_format: ``voc`` (or ``pascal_voc``) or ``cityscapes``.
             splits: Splits to ingest: VOC list names (``train``, ``val``, ``trainval``, ``train_aug``)
                 or Cityscapes folders (``train``, ``val``).
@@ -101,14 +104,15 @@ class SegmentationExampleGen(FileBasedExampleGen):
         if not kept:
             raise ValueError(f"no split left to ingest (requested: {list(splits)})")
 
-        input_base = str(input_base)
         list_digests: dict[str, str] = {}
-        if _is_remote(input_base):
-            logger.info("SegmentationExampleGen: %s is remote; it is taken to be the dataset root "
-                        "(VOC: the VOC2012 folder) and checked when the executor runs", input_base)
+        if isinstance(input_base, data_types.RuntimeParameter):
             root = input_base
+        elif _is_remote(str(input_base)):
+            root = str(input_base)
+            logger.info("SegmentationExampleGen: %s is remote; it is taken to be the dataset root "
+                        "(VOC: the VOC2012 folder) and checked when the executor runs", root)
         else:
-            root = datasets.resolve_dataset_root(dataset, input_base)
+            root = datasets.resolve_dataset_root(dataset, str(input_base))
             plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
             for plan in plans:
                 if require_examples and not plan.listed:

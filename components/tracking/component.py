@@ -176,6 +176,10 @@ RUN_ID_OUTPUT = "run_id"
 """The tracker's output holding the MLflow run id (a String value artifact)."""
 
 
+RUN_VALUE_PARAMS = ("data.data_dir", "training.epochs", "training.optimizer.learning_rate", "evaluation.miou_threshold")
+"""The MLflow parameter names of the tracker's `data_root`, `training_epochs`, `learning_rate` and `miou_threshold`."""
+
+
 class TrackerOutputs(TypedDict):
     """The tracker's outputs: the MLflow run id and the registered model version ("" when not pushed)."""
 
@@ -199,15 +203,27 @@ def MlflowTracker(
     registered_model: tfx.dsl.components.Parameter[str],
     run_params: tfx.dsl.components.Parameter[str],
     eval_split: tfx.dsl.components.Parameter[str],
+    data_root: tfx.dsl.components.Parameter[str],
+    training_epochs: tfx.dsl.components.Parameter[int],
+    learning_rate: tfx.dsl.components.Parameter[float],
+    miou_threshold: tfx.dsl.components.Parameter[float],
     artifact_location: tfx.dsl.components.Parameter[str] = "",
     mlflow_run_id: tfx.dsl.components.Parameter[str] = "",
 ) -> TrackerOutputs:
-    """Logs the run; returns the MLflow run id and the registered version ("" when not pushed)."""
+    """Logs the run; returns the MLflow run id and the registered version ("" when not pushed).
+
+    `run_params` is the configuration (flat); `data_root`, `training_epochs`, `learning_rate` and
+    `miou_threshold` are the values this run used (a compiled pipeline's runtime parameters), logged
+    under their configuration keys in its place (`RUN_VALUE_PARAMS`) when the tracker creates the run
+    (a run its runner started holds them from the start).
+    """
     outputs = PipelineOutputs(examples=examples, anomalies=anomalies, model=model, model_run=model_run,
                               evaluation=evaluation, blessing=blessing, pushed_model=pushed_model, report=report,
                               tflite_models=tflite_models)
+    params = {**json.loads(run_params), **dict(zip(RUN_VALUE_PARAMS, (data_root, training_epochs, learning_rate,
+                                                                     miou_threshold)))}
     settings = TrackingSettings(tracking_uri=tracking_uri, experiment=experiment, registered_model=registered_model,
-                                run_params=json.loads(run_params), eval_split=eval_split,
+                                run_params=params, eval_split=eval_split,
                                 artifact_location=artifact_location, mlflow_run_id=mlflow_run_id)
     run_id, version = track_outputs(outputs, settings)
     return {"run_id": run_id, "model_version": version}

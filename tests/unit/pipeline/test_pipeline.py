@@ -52,6 +52,18 @@ def test_local_beam_arguments_use_every_core_and_skip_the_tfx_package_build():
     assert local_pipeline_args(in_memory.runtime)[:2] == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
+def test_local_runs_take_runtime_beam():
+    extra = load_config(DEFAULT_CONFIG, ["runtime.beam.args=[--max_num_records=5]"])
+    assert local_pipeline_args(extra.runtime)[-1] == "--max_num_records=5"  # after the runner's own, so it wins
+    assert all(args[-1] == "--max_num_records=5" for args in local_component_args(extra.runtime).values())
+    dask = load_config(DEFAULT_CONFIG, ["runtime.beam.runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                                        "runtime.beam.args=[--dask_client_address=127.0.0.1:8786]"])
+    # Another runner: no DirectRunner option, no DirectRunner-only worker environment, no per-component mode.
+    assert local_pipeline_args(dask.runtime) == ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                                                 "--dask_client_address=127.0.0.1:8786"]
+    assert local_component_args(dask.runtime) == {}
+
+
 def test_every_shipped_config_builds_a_pipeline_on_its_generated_data(tmp_path):
     from pipeline.config import CONFIGS_DIR
     from pipeline.local_runner import generate_synthetic_data
