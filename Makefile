@@ -8,7 +8,7 @@ CONFIG ?= pipeline/configs/voc_unet.yaml
 OUTPUT ?= outputs
 PYTEST_ARGS ?=
 
-.PHONY: venv run test bench clean
+.PHONY: venv run test bench clean browser
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
@@ -20,6 +20,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the MLflow UI test (Debian's package; root or passwordless sudo, non-interactive).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+	  echo "Installing chromium (apt-get) for the MLflow UI test"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP)
 	@set -e; for script in benchmarks/bench_*.py; do \

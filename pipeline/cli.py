@@ -9,6 +9,8 @@
     segpipe score --pred DIR --gt DIR --format voc|cityscapes|trainids [--num-classes N] [--json FILE]
                   [--report DIR] [--no-hausdorff]
     segpipe predict --model DIR_OR_TFLITE --out DIR [--overlay DIR] IMAGE_OR_FOLDER [...]
+    segpipe track [--output DIR] [--tracking-uri URI]
+    segpipe ui [--output DIR] [--port N] [--host H]
 
 Every command accepts `--verbose` (before or after the command name), which brings back TensorFlow,
 absl and Beam logs and the traceback of an error. A usage, configuration or dataset error is one line
@@ -22,6 +24,7 @@ import argparse
 import json
 import logging
 import signal
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -160,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write colour overlays (the image with each class blended in its colour) to this "
                               "folder, same relative paths (default: no overlays)")
     predict.add_argument("inputs", type=Path, nargs="+", help="JPEG/PNG files or folders of them (searched deeply)")
+
+    track = command("track", "log the newest run of an output folder to MLflow again (after a tracking failure)")
+    track.add_argument("--output", type=Path, default=Path("outputs"), help="the run's output folder")
+    track.add_argument("--tracking-uri", default="",
+                       help="MLflow tracking URI to log to (default: the one the run was configured with)")
+
+    ui = command("ui", "start the MLflow UI on the MLflow store of an output folder")
+    ui.add_argument("--output", type=Path, default=Path("outputs"),
+                    help="output folder whose store (mlflow.db, mlflow-artifacts/) to open")
+    ui.add_argument("--port", type=int, default=5000, help="port to listen on")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (0.0.0.0 opens it to the network, without any authentication)")
     return parser
 
 
@@ -184,9 +199,14 @@ def cmd_run(args) -> int:
     from pipeline.config import load_config
 
     config = load_config(args.config, args.overrides)
+    from components.tracking.targets import check_reachable, resolve_tracking_target
+
+    target = resolve_tracking_target(config.runtime.mlflow_tracking_uri, args.output)
+    check_reachable(target.uri, origin=target.origin)  # in a second, before TensorFlow and TFX are loaded
     from pipeline.local_runner import run_local
 
-    summary = run_local(config, args.output, data_dir=args.data_dir, beam_args=args.beam_args, until=args.until)
+    summary = run_local(config, args.output, data_dir=args.data_dir, beam_args=args.beam_args, until=args.until,
+                        source=args.command_line)
     print(summary.describe())
     return 0
 
@@ -232,8 +252,24 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from pipeline.local_runner import relog_run
+
+    run_id, version, uri = relog_run(args.output, args.tracking_uri)
+    print(f"MLflow run:      {run_id} at {uri}")
+    if version:
+        print(f"Registered model version {version} (alias champion)")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from pipeline.mlflow_ui import serve_ui
+
+    return serve_ui(args.output, args.host, args.port)
+
+
 COMMANDS = {"sample-data": cmd_sample_data, "ingest": cmd_ingest, "run": cmd_run, "compile": cmd_compile,
-            "score": cmd_score, "predict": cmd_predict}
+            "score": cmd_score, "predict": cmd_predict, "track": cmd_track, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     traceback is printed before it.
     """
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["segpipe", *(sys.argv[1:] if argv is None else argv)])  # an MLflow run's source
     configure_logging(verbose=args.verbose)
     from components.core.datasets.splits import IngestionError
     from pipeline.config import ConfigError

@@ -11,11 +11,13 @@ Everything a run writes lands under one output folder:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -31,9 +33,18 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from components import beam_options
 from components.core import datasets, sample_data
 from components.core.config import PipelineConfig
+from components.core.datasets.fingerprint import fingerprint_dataset
 from components.core.hyperparams import ConfigError
-from components.tracking.component import RUN_ID_OUTPUT
-from components.tracking.mlflow_logging import check_reachable, local_tracking_uri
+from components.tracking.component import RUN_ID_OUTPUT, RUN_VALUE_PARAMS
+from components.tracking.mlflow_logging import (
+    PipelineRunStart,
+    dataset_inputs,
+    end_pipeline_run,
+    mlflow_client_settings,
+    start_pipeline_run,
+)
+from components.tracking.targets import check_reachable, local_artifact_location, resolve_tracking_target
+from components.trainer import live_metrics
 from pipeline.pipeline import TRACKER_ID, create_pipeline
 
 logger = logging.getLogger(__name__)
@@ -64,13 +75,14 @@ class RunSummary:
         ingested = ", ".join(f"{split} {self.metrics[f'data/{split}/written']:.0f} written "
                              f"({self.metrics[f'data/{split}/quarantined']:.0f} quarantined)" for split in splits)
         lines.append(f"Ingested:        {ingested}; validation anomalies: {self.metrics.get('data/anomalies', 0):.0f}")
-        overall = {name: value for name, value in sorted(self.metrics.items()) if "/" not in name}
+        overall = {name.removeprefix("eval/"): value for name, value in sorted(self.metrics.items())
+                   if name.startswith("eval/") and name.count("/") == 1}
         lines += [f"Evaluation {name}: {value:.4f}" for name, value in overall.items()]
         lines.append(f"MLflow run:      {self.mlflow_run_id} (experiment '{self.experiment}')")
         if self.registered_version:
             lines.append(f"Registered model '{self.registered_model}' version {self.registered_version}")
         if self.tracking_uri.startswith("sqlite:"):
-            lines.append(f"Open it with:    mlflow ui --backend-store-uri {self.tracking_uri}")
+            lines.append(f"Open it with:    segpipe ui --output {self.output_dir}")
         else:
             lines.append(f"Open it at:      {self.tracking_uri}")
         return "\n".join(lines)
@@ -112,12 +124,16 @@ class PartialRunSummary:
 
 
 def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_dir: str = "",
-              beam_args: Sequence[str] = (), until: str = "") -> RunSummary | PartialRunSummary:
+              beam_args: Sequence[str] = (), until: str = "", source: str = "segpipe run") -> RunSummary | PartialRunSummary:
     """Runs the pipeline (or, with `until`, part of it) with LocalDagRunner and returns what it produced.
 
     Ctrl-C or SIGTERM (in the main thread) stops the run as a `KeyboardInterrupt` (:class:`RunInterrupted` for
     SIGTERM): the interrupted ML Metadata execution is marked CANCELED and the processes the run started are
     stopped before it propagates. Executions an earlier, killed run left RUNNING are marked CANCELED first.
+
+    One MLflow run spans a whole pipeline run: started before the first step (in the configured store, else
+    the one `MLFLOW_TRACKING_URI` names, else a SQLite store in the output folder), ended after the last
+    (FAILED when a step fails or the run is interrupted). A partial run (`until`) is not tracked.
 
     Args:
         config: the experiment.
@@ -129,6 +145,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
             `COMPONENT:--OPTION=VALUE` for one (:func:`split_beam_args`).
         until: a step id: run only that step and the steps it depends on (TFX's partial run), and return a
             :class:`PartialRunSummary`; "" runs the whole pipeline.
+        source: the command that started the run, recorded as the MLflow run's source.
 
     Raises:
         IngestionError: before anything runs or is written, if the dataset folder is not in its layout,
@@ -136,6 +153,7 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
         ConfigError: before anything runs or is written, if the configured MLflow server is unreachable, or
             a Beam argument is malformed, names no Beam component, or gives a component a runner it
             cannot run on (:func:`pipeline.pipeline.check_beam_runners`).
+        TrackingError: before anything runs, if the MLflow server fails to create the run.
         PipelineRunError: if a step fails (the ExampleGen, for instance, when a split is left without a
             usable example): a summary of what finished and what did not, the step's error as cause.
     """
@@ -143,62 +161,130 @@ def run_local(config: PipelineConfig, output_dir: str | os.PathLike[str], data_d
     data_dir = data_dir or config.data.data_dir
     if data_dir:  # before anything is written: the folder, and a listed training and evaluation split
         datasets.check_run_splits(config.data.format, str(data_dir), *config.data.splits)
-    if config.runtime.mlflow_tracking_uri:
-        check_reachable(config.runtime.mlflow_tracking_uri)
     output = Path(output_dir).resolve()
+    target = resolve_tracking_target(config.runtime.mlflow_tracking_uri, output)
+    check_reachable(target.uri, origin=target.origin)
     output.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or str(generate_synthetic_data(config, output / "data"))
-    tracking_uri = config.runtime.mlflow_tracking_uri or local_tracking_uri(output)
-    artifact_location = (output / "mlflow-artifacts").as_uri() if tracking_uri.startswith("sqlite:") else ""
-    pipeline = create_pipeline(
-        config,
-        data_dir=str(Path(data_dir).resolve()),
-        pipeline_root=str(output / "tfx"),
-        serving_model_dir=str(output / "serving_model"),
-        tracking_uri=tracking_uri,
-        artifact_location=artifact_location,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(output / "metadata.sqlite")),
-        beam_pipeline_args=beam_options.local_pipeline_args(config.runtime) + pipeline_beam_args,
-        component_beam_pipeline_args=merged_component_args(beam_options.local_component_args(config.runtime),
-                                                           component_beam_args))
-    step_ids = [component.id for component in pipeline.components]
-    if until and until not in step_ids:
-        raise ConfigError(f"--until {until!r}: no such step (steps: {', '.join(step_ids)})")
-    run_options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None
-    logger.info("Running pipeline '%s' on %s%s", config.runtime.pipeline_name, data_dir,
-                f", up to {until}" if until else "")
-    beam_options.bind_local_beam_servers_to_loopback()
-    store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
-    for component, execution_id in cancel_interrupted_executions(store, pipeline):
-        logger.warning("%s: ML Metadata execution %d of an earlier run was left RUNNING (its process was killed): "
-                       "marked CANCELED", component, execution_id)
-    newest = store.get_executions(list_options=metadata_store.ListOptions(
-        limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
-    last_execution_before = newest[0].id if newest else 0
-    children_before = {child.pid for child in psutil.Process().children(recursive=True)}
+    artifact_location = "" if target.is_server else local_artifact_location(output)
+    with mlflow_client_settings():
+        run_id = ""
+        if not until:
+            run_id = start_pipeline_run(target, pipeline_run_start(config, str(data_dir), source), artifact_location)
+            logger.info("MLflow run %s started at %s", run_id, target.uri)
+        pipeline = create_pipeline(
+            config,
+            data_dir=str(Path(data_dir).resolve()),
+            pipeline_root=str(output / "tfx"),
+            serving_model_dir=str(output / "serving_model"),
+            tracking_uri=target.uri,
+            artifact_location=artifact_location,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                str(output / "metadata.sqlite")),
+            beam_pipeline_args=beam_options.local_pipeline_args(config.runtime) + pipeline_beam_args,
+            component_beam_pipeline_args=merged_component_args(beam_options.local_component_args(config.runtime),
+                                                               component_beam_args),
+            mlflow_run_id=run_id)
+        step_ids = [component.id for component in pipeline.components]
+        if until and until not in step_ids:
+            raise ConfigError(f"--until {until!r}: no such step (steps: {', '.join(step_ids)})")
+        run_options = tfx_pipeline.RunOptions(to_nodes=[until]) if until else None
+        logger.info("Running pipeline '%s' on %s%s", config.runtime.pipeline_name, data_dir,
+                    f", up to {until} (not tracked in MLflow)" if until else "")
+        beam_options.bind_local_beam_servers_to_loopback()
+        store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+        for component, execution_id in cancel_interrupted_executions(store, pipeline):
+            logger.warning("%s: ML Metadata execution %d of an earlier run was left RUNNING (its process was "
+                           "killed): marked CANCELED", component, execution_id)
+        newest = store.get_executions(list_options=metadata_store.ListOptions(
+            limit=1, order_by=metadata_store.OrderByField.ID, is_asc=False))
+        last_execution_before = newest[0].id if newest else 0
+        children_before = {child.pid for child in psutil.Process().children(recursive=True)}
 
-    def clean_up_interrupted_run() -> None:
-        interrupted_store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
-        for component, execution_id in cancel_interrupted_executions(interrupted_store, pipeline,
-                                                                     after_execution=last_execution_before):
-            logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
-        stop_new_children(children_before)
+        def end_tracked_run(succeeded: bool) -> None:
+            if run_id:
+                end_pipeline_run(target, run_id, succeeded=succeeded,
+                                 tags=pipeline_run_tags(store, pipeline, last_execution_before))
 
+        def clean_up_interrupted_run() -> None:
+            interrupted_store = metadata_store.MetadataStore(pipeline.metadata_connection_config)
+            for component, execution_id in cancel_interrupted_executions(interrupted_store, pipeline,
+                                                                         after_execution=last_execution_before):
+                logger.warning("%s: interrupted; ML Metadata execution %d marked CANCELED", component, execution_id)
+            stop_new_children(children_before)
+            end_tracked_run(succeeded=False)
+
+        try:
+            with _interrupt_on_sigterm(clean_up_interrupted_run), _CachedStepLogger.installed(), \
+                    live_training_run(target.uri, run_id):
+                tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
+            clean_up_interrupted_run()
+            raise
+        except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
+            stop_new_children(children_before)
+            end_tracked_run(succeeded=False)
+            raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
+                                   output) from error
+        if until:
+            return PartialRunSummary(str(output), str(data_dir), until,
+                                     step_states(store, pipeline, last_execution_before))
+        end_tracked_run(succeeded=True)
+    return summarize(output, str(data_dir), target.uri, tracked_run_id(pipeline), config.runtime.registered_model)
+
+
+def pipeline_run_start(config: PipelineConfig, data_dir: str, source: str) -> PipelineRunStart:
+    """What the pipeline run's MLflow run holds from its start: the command, the code's version, the whole
+    configuration, the TFX pipeline, the model's architecture and backbone, and the dataset's splits as
+    dataset inputs with their fingerprint."""
+    train_split, eval_split = config.data.splits
+    fingerprint = fingerprint_dataset(config.data.format, data_dir, [train_split, eval_split])
+    model = config.model
+    backbone = getattr(model.selected, "backbone", None)
+    return PipelineRunStart(
+        experiment=config.runtime.experiment,
+        run_name=f"{config.runtime.pipeline_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        source=source,
+        code_dir=str(Path(__file__).resolve().parents[1]),
+        params={**config.flat(), RUN_VALUE_PARAMS[0]: str(Path(data_dir).resolve())},  # the tracker's names
+        tags={"tfx.pipeline_name": config.runtime.pipeline_name, "segpipe.dataset": fingerprint.name,
+              "segpipe.dataset_root": fingerprint.root, "segpipe.dataset_fingerprint": fingerprint.digest,
+              **{f"segpipe.dataset.{split.name}.listed": str(split.listed) for split in fingerprint.splits},
+              "segpipe.architecture": model.architecture,
+              "segpipe.backbone": backbone.name if backbone is not None else "none"},
+        datasets=dataset_inputs(fingerprint, train_split, eval_split))
+
+
+@contextlib.contextmanager
+def live_training_run(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """Within the block, the Trainer (run in this process by LocalDagRunner) logs its curves into `run_id`
+    (nothing when `run_id` is "")."""
+    if not run_id:
+        yield
+        return
+    previous = {name: os.environ.get(name) for name in (live_metrics.RUN_ID_ENV, live_metrics.TRACKING_URI_ENV)}
+    os.environ[live_metrics.RUN_ID_ENV], os.environ[live_metrics.TRACKING_URI_ENV] = run_id, tracking_uri
     try:
-        with _interrupt_on_sigterm(clean_up_interrupted_run), _CachedStepLogger.installed():
-            tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one
-        clean_up_interrupted_run()
-        raise
-    except Exception as error:  # pylint: disable=broad-except  # summarised, the cause kept as __cause__
-        stop_new_children(children_before)
-        raise PipelineRunError(pipeline, error, step_states(store, pipeline, last_execution_before),
-                               output) from error
-    if until:
-        return PartialRunSummary(str(output), str(data_dir), until, step_states(store, pipeline, last_execution_before))
-    run_id = tracked_run_id(pipeline)
-    return summarize(output, str(data_dir), tracking_uri, run_id, config.runtime.registered_model)
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def pipeline_run_tags(store: metadata_store.MetadataStore, pipeline: tfx.dsl.Pipeline,
+                      after_execution: int) -> dict[str, str]:
+    """`tfx.pipeline_run_id`: the TFX run id (ML Metadata's pipeline_run context) of the executions of
+    `pipeline` with ids above `after_execution` (no tag when none ran)."""
+    executions = [execution for execution in store.get_executions() if execution.id > after_execution]
+    if not executions:
+        return {}
+    contexts = store.get_contexts_by_execution(max(execution.id for execution in executions))
+    run_type = store.get_context_type("pipeline_run")
+    names = [context.name for context in contexts if context.type_id == run_type.id]
+    return {"tfx.pipeline_run_id": names[0]} if names else {}
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -374,6 +460,9 @@ class PipelineRunError(RuntimeError):
                      for step, state in states.items() if state in wanted]
             if steps:
                 lines.append(f"  {label + ':':<13} {', '.join(steps)}")
+        if TRACKER_ID in failed and states.get("Pusher", "").startswith("finished"):
+            lines.append(f"  the model, its blessing and the push are in place; to log the run to MLflow again: "
+                         f"segpipe track --output {output}")
         lines.append(f"  outputs so far: {output / 'tfx'}; run again with --verbose for the traceback")
         super().__init__("\n".join(lines))
 
@@ -430,3 +519,59 @@ def summarize(output: Path, data_dir: str, tracking_uri: str, run_id: str, regis
         mlflow_run_id=run_id,
         registered_model=registered_model,
         registered_version=versions[0].version if versions else "")
+
+
+def relog_run(output_dir: str | os.PathLike[str], tracking_uri: str = "") -> tuple[str, str, str]:
+    """Logs the newest tracked pipeline run of an output folder to MLflow again (`segpipe track`): the
+    inputs and settings of its MlflowTracker step, read from the folder's ML Metadata, go through the
+    tracker's code into a new MLflow run. Used when tracking failed (the server was away).
+
+    Args:
+        output_dir: the run's output folder (holding `metadata.sqlite`).
+        tracking_uri: where to log; "" = where the run was configured to log.
+
+    Returns:
+        (MLflow run id, registered version or "", tracking URI).
+
+    Raises:
+        FileNotFoundError: no ML Metadata in the folder.
+        ValueError: the folder's runs never reached the tracking step.
+        ConfigError: the tracking server is unreachable.
+        TrackingError: the server failed while logging (after the retries).
+    """
+    from tfx.types import artifact_utils
+
+    from components.tracking.component import PipelineOutputs, TrackingSettings, track_outputs
+
+    output = Path(output_dir).resolve()
+    database = output / "metadata.sqlite"
+    if not database.is_file():
+        raise FileNotFoundError(f"{database}: no ML Metadata here; pass the --output folder of a segpipe run")
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(str(database)))
+    nodes = [context for context in store.get_contexts_by_type("node") if context.name.endswith(f".{TRACKER_ID}")]
+    executions = [execution for node in nodes for execution in store.get_executions_by_context(node.id)]
+    if not executions:
+        raise ValueError(f"{output}: no pipeline run there reached the {TRACKER_ID} step; nothing to log")
+    execution = max(executions, key=lambda item: item.id)
+    inputs: dict[str, object] = {}
+    for event in store.get_events_by_execution_ids([execution.id]):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            (artifact,) = store.get_artifacts_by_id([event.artifact_id])
+            (artifact_type,) = store.get_artifact_types_by_id([artifact.type_id])
+            inputs[event.path.steps[0].key] = artifact_utils.deserialize_artifact(artifact_type, artifact)
+    properties = {name: getattr(value, value.WhichOneof("value") or "string_value")
+                  for name, value in execution.custom_properties.items()}
+    run_values = [properties.get(name) for name in ("data_root", "training_epochs", "learning_rate", "miou_threshold")]
+    uri = tracking_uri or properties["tracking_uri"]
+    check_reachable(uri, origin="--tracking-uri" if tracking_uri else "the run's tracking URI")
+    settings = TrackingSettings(tracking_uri=uri, experiment=properties["experiment"],
+                                registered_model=properties["registered_model"],
+                                run_params={**json.loads(properties["run_params"]),
+                                            **{key: value for key, value in zip(RUN_VALUE_PARAMS, run_values)
+                                               if value is not None}},
+                                eval_split=properties["eval_split"],
+                                artifact_location=properties.get("artifact_location", "") if not tracking_uri else "")
+    outputs = PipelineOutputs(**{name: inputs.get(name) for name in PipelineOutputs.__dataclass_fields__})
+    with mlflow_client_settings():
+        run_id, version = track_outputs(outputs, settings)
+    return run_id, version, uri

@@ -99,6 +99,7 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     component_beam_pipeline_args: Mapping[str, Sequence[str]] | None = None,
     parameters: RunParameters | None = None,
+    mlflow_run_id: str = "",
 ) -> tfx.dsl.Pipeline:
     """Builds the segmentation pipeline.
 
@@ -115,6 +116,8 @@ def create_pipeline(
             the pipeline-wide ones.
         parameters: the run's values (runtime parameters when compiling for Kubeflow); None: the
             config's, with `data_dir` as the data root.
+        mlflow_run_id: the MLflow run the runner started for this pipeline run, which the tracker logs
+            into ("" = the tracker creates a run itself).
 
     Returns:
         The `tfx.dsl.Pipeline`.
@@ -184,7 +187,8 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
         base_directory=serving_model_dir,
         run_context=json.dumps({"pipeline_name": config.runtime.pipeline_name,
-                                "mlflow": {"tracking_uri": tracking_uri, "experiment": config.runtime.experiment}},
+                                "mlflow": {"tracking_uri": tracking_uri, "experiment": config.runtime.experiment,
+                                           **({"run_id": mlflow_run_id} if mlflow_run_id else {})}},
                                sort_keys=True)).with_id("Pusher")
     tracker = MlflowTracker(
         examples=example_gen.outputs["examples"],
@@ -195,15 +199,18 @@ def create_pipeline(
         blessing=evaluator.outputs["blessing"],
         pushed_model=pusher.outputs["pushed_model"],
         report=report.outputs["report"],
+        tflite_models=tflite_export.outputs["tflite_models"],
         tracking_uri=tracking_uri,
         experiment=config.runtime.experiment,
         registered_model=config.runtime.registered_model,
         run_params=json.dumps(config.flat()),
+        eval_split=eval_split,
         data_root=parameters.data_root,
         training_epochs=parameters.training_epochs,
         learning_rate=parameters.learning_rate,
         miou_threshold=parameters.miou_threshold,
-        artifact_location=artifact_location).with_id(TRACKER_ID)
+        artifact_location=artifact_location,
+        mlflow_run_id=mlflow_run_id).with_id(TRACKER_ID)
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, tflite_export,
                   model_resolver, evaluator, report, pusher, tracker]

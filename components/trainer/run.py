@@ -6,8 +6,9 @@ number of steps TFX gives it (`fn_args.train_steps`, from the Trainer's `TrainAr
 validating every `training.steps_per_epoch` steps on `fn_args.eval_steps` batches, and writes into the
 model-run folder: `checkpoints/best.weights` (best validation mIoU), `logs/` (TensorBoard) and
 `history.json` (per-epoch curves, with the learning rate and the steps so far; after a resume, the epochs
-run since). The exported model holds the best epoch's weights (after a resume: the best of the epochs
-run since).
+run since). When its runner started an MLflow run, the chief also logs each epoch's curves there as it
+ends (`live_metrics`). The exported model holds the best epoch's weights (after a resume: the best of the
+epochs run since).
 
 Resuming: the resumable checkpoint (Keras `BackupAndRestore`, every `training.checkpoint_every_steps`
 steps or every epoch) lives beside the model-run folders, in `resume-<key>/`, where the key is a hash of
@@ -38,6 +39,7 @@ from components.core.label_maps import load_label_map
 from components.trainer import strategy as strategy_lib
 from components.trainer.data import make_dataset, read_transform_constants
 from components.trainer.export import export_serving_model
+from components.trainer.live_metrics import live_logger_from_environment
 from components.trainer.model_factory import build_compiled_model, class_weights_of
 
 logger = logging.getLogger(__name__)
@@ -161,6 +163,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                     update_freq="epoch"),
         StopAtStep(total_steps),
     ]
+    live_logger = live_logger_from_environment() if strategy_lib.is_chief() else None
+    if live_logger is not None:  # after ProgressLogger, which adds the learning rate to the logs
+        progress = next(index for index, callback in enumerate(callbacks) if isinstance(callback, ProgressLogger))
+        callbacks.insert(progress + 1, live_logger)
     if training.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_miou", mode="max",
                                                        patience=training.early_stopping_patience))

@@ -56,6 +56,14 @@ def read_lines(path: str) -> list[str]:
     return text.removeprefix("\ufeff").splitlines()
 
 
+def size(path: str) -> int:
+    """The size of file ``path`` in bytes (-1 when it is missing)."""
+    try:
+        return int(_gfile().stat(path).length)
+    except Exception:  # pylint: disable=broad-except  # tf.errors.NotFoundError, without importing tf here
+        return -1
+
+
 def file_digest(path: str) -> str:
     """Returns the SHA-256 hex digest of a file's bytes (used to key caches on VOC list contents)."""
     with _gfile().GFile(path, "rb") as handle:

@@ -214,15 +214,32 @@ def test_a_failing_step_ends_with_a_summary_of_what_finished_and_what_did_not(vo
         f"  outputs so far: {out / 'tfx'}; run again with --verbose for the traceback"]
 
 
-def test_an_unreachable_mlflow_server_stops_the_run_before_it_starts(tmp_path, capsys):
+def _unused_loopback_uri() -> str:
     import socket
 
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    uri = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}"
+
+
+def test_an_unreachable_mlflow_server_stops_the_run_before_it_starts(tmp_path, capsys):
+    import time
+
+    uri = _unused_loopback_uri()
+    started = time.monotonic()
     assert main(["run", "--output", str(tmp_path / "out"), "--set", f"runtime.mlflow_tracking_uri={uri}"]) == 2
+    assert time.monotonic() - started < 10
     assert _error_line(capsys) == (f"segpipe: configuration error: runtime.mlflow_tracking_uri {uri}: MLflow server "
+                                   "unreachable (Connection refused); nothing was run")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_server_named_by_mlflow_tracking_uri_stops_the_run_too(tmp_path, capsys, monkeypatch):
+    uri = _unused_loopback_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(["run", "--output", str(tmp_path / "out")]) == 2
+    assert _error_line(capsys) == (f"segpipe: configuration error: MLFLOW_TRACKING_URI {uri}: MLflow server "
                                    "unreachable (Connection refused); nothing was run")
     assert not (tmp_path / "out").exists()
 

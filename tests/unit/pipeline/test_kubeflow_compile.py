@@ -32,7 +32,8 @@ EDGES = {
     "Evaluator": {"ImportSchemaGen", "SegmentationExampleGen", "Trainer", "latest_blessed_model_resolver-model-resolver"},
     "EvaluationReport": {"Evaluator", "SegmentationExampleGen", "Trainer"},
     "Pusher": {"Evaluator", "TFLiteExport", "Trainer"},
-    "MlflowTracker": {"EvaluationReport", "Evaluator", "ExampleValidator", "Pusher", "SegmentationExampleGen", "Trainer"},
+    "MlflowTracker": {"EvaluationReport", "Evaluator", "ExampleValidator", "Pusher", "SegmentationExampleGen",
+                      "TFLiteExport", "Trainer"},
 }
 """Each task of the compiled DAG and the tasks it depends on (what `create_pipeline` wires)."""
 
