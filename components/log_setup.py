@@ -8,10 +8,12 @@ Progress stays visible: segpipe's own loggers at INFO, and TFX's "Component X is
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import os
 import sys
 import warnings
+from typing import Iterator
 
 QUIET_ENV = "SEGPIPE_QUIET"
 """Set to "1" by `configure_logging(verbose=False)`, so that Beam's worker processes, which never call
@@ -88,6 +90,30 @@ def quiet_beam_worker() -> None:
     if os.environ.get(QUIET_ENV) == "1":
         hide_tensorflow_finalizer_errors()
         hide_beam_worker_tracebacks()
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """In quiet runs (`QUIET_ENV` = "1"), file descriptor 2 goes to /dev/null within the block; else nothing.
+
+    For C++ code that logs through absl directly and ignores `TF_CPP_MIN_LOG_LEVEL` (TF 2.16's TFLite
+    converter: "WARNING: All log messages before absl::InitializeLog()...", "W0000 ... Ignored
+    output_format"). Python's own stderr writes go to the same descriptor, so keep the block to the noisy
+    call: exceptions still propagate and are reported after it.
+    """
+    if os.environ.get(QUIET_ENV) != "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -31,6 +31,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components import artifacts
+from components.log_setup import native_stderr_hidden
 from components.core import features, tflite
 from components.core.config import ExportConfig
 from components.core.evaluation_result import EvaluationResult
@@ -134,7 +135,9 @@ def measure(model_dir: str, examples_uri: str, label_map: LabelMap, train_split:
     image_size = tuple(int(side) for side in representative.shape[1:3])
     logger.info("Converting to TFLite at %dx%d; int8 calibrated on %d training examples covering classes %s",
                 image_size[1], image_size[0], calibration["examples"], calibration["classes_covered"])
-    contents = {variant: tflite.convert(serving, image_size, variant, representative) for variant in tflite.VARIANTS}
+    with native_stderr_hidden():  # the converter's C++ absl warnings ignore TF_CPP_MIN_LOG_LEVEL
+        contents = {variant: tflite.convert(serving, image_size, variant, representative)
+                    for variant in tflite.VARIANTS}
     segmenters = {variant: tflite.TFLiteSegmenter(content, config.num_threads) for variant, content in contents.items()}
 
     predictors = {REFERENCE: tflite.keras_class_id_predictor(serving)}

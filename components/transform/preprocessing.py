@@ -66,10 +66,10 @@ def preprocessing_fn(inputs, custom_config):
     normalised = preprocessing.model_input(images, contents, size, pixel_mean, mean, std)
 
     counts = preprocessing.class_pixel_counts(masks, num_classes)
-    split_counts = tft.sum(counts, reduce_instance_dims=False)
+    split_counts = tft.sum(counts, reduce_instance_dims=False, name="class_pixel_counts")
     pixels_per_image = tf.reduce_sum(counts, axis=1, keepdims=True)
     presence_pixels = tft.sum(tf.where(counts > 0, pixels_per_image, tf.zeros_like(counts)),
-                              reduce_instance_dims=False)
+                              reduce_instance_dims=False, name="class_presence_pixels")
 
     batch = tf.shape(images)[0]
 
@@ -94,9 +94,11 @@ def _pixel_statistics(images: tf.Tensor, covered: tf.Tensor) -> tuple[tf.Tensor,
     """Per-channel mean and standard deviation (float64 [3]) of the covered pixels of the analysed split."""
     weights = tf.cast(covered, tf.float64)[..., None]
     pixels = tf.cast(images, tf.float64)
-    total = tft.sum(tf.reduce_sum(weights, axis=[1, 2, 3]), reduce_instance_dims=True)
-    sums = tft.sum(tf.reduce_sum(pixels * weights, axis=[1, 2]), reduce_instance_dims=False)
-    squares = tft.sum(tf.reduce_sum(tf.square(pixels) * weights, axis=[1, 2]), reduce_instance_dims=False)
+    # Named analyzers: unnamed ones make tf.Transform warn on every run that their cache keys vary on tracing.
+    total = tft.sum(tf.reduce_sum(weights, axis=[1, 2, 3]), reduce_instance_dims=True, name="covered_pixels")
+    sums = tft.sum(tf.reduce_sum(pixels * weights, axis=[1, 2]), reduce_instance_dims=False, name="pixel_sums")
+    squares = tft.sum(tf.reduce_sum(tf.square(pixels) * weights, axis=[1, 2]), reduce_instance_dims=False,
+                      name="pixel_square_sums")
     count = tf.maximum(total, 1.0)
     mean = sums / count
     variance = tf.maximum(squares / count - tf.square(mean), 0.0)

@@ -68,3 +68,16 @@ def test_quiet_by_default_and_verbose_on_request():
     configure_logging(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert logging.getLogger().handlers[0].filter(noisy)
+
+
+@pytest.mark.parametrize("quiet, shown", [("1", b"after\n"), ("0", b"native\nafter\n")])
+def test_native_stderr_is_hidden_only_in_quiet_runs_and_only_within_the_block(quiet, shown):
+    import subprocess
+    import sys
+
+    script = ("import os; from components import log_setup\n"
+              "with log_setup.native_stderr_hidden():\n    os.write(2, b'native\\n')\n"
+              "os.write(2, b'after\\n')\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True,
+                               env={**os.environ, "SEGPIPE_QUIET": quiet})
+    assert completed.stderr.endswith(shown) and (quiet == "0" or b"native" not in completed.stderr)
