@@ -135,10 +135,12 @@ def measure(model_dir: str, examples_uri: str, label_map: LabelMap, train_split:
     image_size = tuple(int(side) for side in representative.shape[1:3])
     logger.info("Converting to TFLite at %dx%d; int8 calibrated on %d training examples covering classes %s",
                 image_size[1], image_size[0], calibration["examples"], calibration["classes_covered"])
-    with native_stderr_hidden():  # the converter's C++ absl warnings ignore TF_CPP_MIN_LOG_LEVEL
+    # The converter's C++ warnings and the interpreter's XNNPACK notice ignore TF_CPP_MIN_LOG_LEVEL.
+    with native_stderr_hidden():
         contents = {variant: tflite.convert(serving, image_size, variant, representative)
                     for variant in tflite.VARIANTS}
-    segmenters = {variant: tflite.TFLiteSegmenter(content, config.num_threads) for variant, content in contents.items()}
+        segmenters = {variant: tflite.TFLiteSegmenter(content, config.num_threads)
+                      for variant, content in contents.items()}
 
     predictors = {REFERENCE: tflite.keras_class_id_predictor(serving)}
     predictors.update({variant: segmenter.predict_class_ids for variant, segmenter in segmenters.items()})
