@@ -7,6 +7,9 @@ STAMP := $(VENV)/.segpipe-installed
 CONFIG ?= pipeline/configs/voc_unet.yaml
 OUTPUT ?= outputs
 PYTEST_ARGS ?=
+# Tests run in 2 processes (pytest-xdist), one test file per process at a time (`--dist loadfile`: a
+# module-scoped pipeline run stays in one process); `make test TEST_WORKERS=0` runs them in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: venv run test bench clean browser
 venv: $(STAMP)
@@ -19,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/segpipe run --config $(CONFIG) --output $(OUTPUT)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Headless Chromium for the MLflow UI test (Debian's package; root or passwordless sudo, non-interactive).
 browser:

@@ -96,23 +96,25 @@ def export_serving_model(model: keras.Model, transform_output: tft.TFTransformOu
                    features.IMAGE_HEIGHT: _one_value_each(tf.cast(sizes[:, 0], tf.int64)),
                    features.IMAGE_WIDTH: _one_value_each(tf.cast(sizes[:, 1], tf.int64))}
         transformed = model.tft_layer(raw)
-        probabilities = tf.nn.softmax(model(transformed[features.IMAGE], training=False))
+        logits = model(transformed[features.IMAGE], training=False)
         largest = tf.reduce_max(sizes, axis=0)
         input_size = tuple(int(side) for side in model.input_shape[1:3])
 
         def to_image_size(inputs):
-            image_probabilities, content, size = inputs
+            image_logits, content, size = inputs
             rows, cols = preprocessing.input_indices_of_content(content, input_size)
-            scaled = tf.gather(tf.gather(image_probabilities, rows, axis=0), cols, axis=1)
-            resized = tf.image.resize(scaled, size, method="bilinear")
+            scaled = tf.gather(tf.gather(image_logits, rows, axis=0), cols, axis=1)
+            resized = tf.image.resize(tf.nn.softmax(scaled), size, method="bilinear")
+            # Class ids from the logits, as `serve_examples` takes them: the argmax of float32 softmax
+            # probabilities can differ from the logits' where two classes nearly tie.
             class_ids = tf.argmax(tf.image.resize(scaled, size, method="nearest"), axis=-1)
             pad = [[0, largest[0] - size[0]], [0, largest[1] - size[1]]]
             return (tf.pad(resized, pad + [[0, 0]]),
                     tf.pad(class_ids - ignore_label, pad) + ignore_label)
 
-        num_classes = probabilities.shape[-1]
+        num_classes = logits.shape[-1]
         resized_probabilities, class_ids = tf.map_fn(
-            to_image_size, (probabilities, tf.cast(transformed[features.CONTENT_SIZE], tf.int32), sizes),
+            to_image_size, (logits, tf.cast(transformed[features.CONTENT_SIZE], tf.int32), sizes),
             fn_output_signature=(tf.TensorSpec([None, None, num_classes], tf.float32),
                                  tf.TensorSpec([None, None], tf.int64)))
         return {features.PROBABILITIES: resized_probabilities, features.CLASS_IDS: class_ids,
