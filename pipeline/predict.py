@@ -19,6 +19,7 @@ with its reason and the others go through; none is skipped silently.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ def read_image_bytes(path: Path, max_pixels: int) -> bytes:
     """
     try:
         content = path.read_bytes()
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content)) as image:  # the header only; the file is read once
             width, height = image.size
     except OSError as error:  # PIL's UnidentifiedImageError and DecompressionBombError are OSErrors too
         raise ImageError(str(error).split("\n")[0]) from None
@@ -158,18 +159,19 @@ class TFLitePredictor:
 
         from components.core import preprocessing
         from components.core.metrics import prediction_at_image_size
+        from components.trainer.export import encoded_image_size
 
         mean, std, padding = self._normalization
         masks = []
         for content in contents:
             try:
-                decoded_size = tf.shape(tf.io.decode_image(content, channels=3, expand_animations=False))[:2]
+                image_size = encoded_image_size(tf.constant(content))  # from the header, as the SavedModel reads it
                 image, scaled = preprocessing.decode_and_resize_image(tf.constant(content), self._size, self._resize)
             except tf.errors.InvalidArgumentError as error:
                 raise ImageError(error.message.strip().splitlines()[0]) from None
             inputs = preprocessing.model_input(image[None], scaled[None], self._size, padding, mean, std)
             class_ids = self._segmenter.predict_class_ids(inputs.numpy())[0]
-            masks.append(prediction_at_image_size(class_ids, scaled.numpy(), tuple(decoded_size.numpy()))
+            masks.append(prediction_at_image_size(class_ids, scaled.numpy(), tuple(image_size.numpy()))
                          .astype(np.uint8))
         return masks
 
@@ -197,8 +199,6 @@ def load_predictor(model: Path):
 def overlay_image(content: bytes, class_ids: np.ndarray, label_map: LabelMap) -> np.ndarray:
     """The image with each predicted class blended in its colour (`OVERLAY_OPACITY`); ignore-label pixels
     show the image alone."""
-    import io
-
     image = np.asarray(Image.open(io.BytesIO(content)).convert("RGB"), np.float32)
     colours = label_map.colorize(class_ids).astype(np.float32)
     blended = np.where((class_ids != label_map.ignore_label)[..., None],

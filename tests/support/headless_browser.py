@@ -20,6 +20,8 @@ from pathlib import Path
 
 import websocket  # websocket-client
 
+from tests.support.mlflow_server import stop_process
+
 
 def chromium_binary() -> str | None:
     """The Chromium executable on PATH, or None."""
@@ -129,9 +131,5 @@ def chromium(profile_dir: Path, width: int = 1600, height: int = 1000, start_tim
     finally:
         if socket is not None:
             socket.close()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()
