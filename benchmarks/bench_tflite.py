@@ -173,6 +173,11 @@ def main() -> None:
     args = parser.parse_args()
     architectures = [name.strip() for name in args.architectures.split(",") if name.strip()]
     load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        # Seen here: with another process busy on one of the 2 cores, XNNPACK's 2-thread float32 latency rose
+        # from ~2 ms to 8-200 ms (int8's far less), so a ratio measured under load says nothing.
+        _progress(f"warning: load average {load_before:.1f} before the run on {os.cpu_count()} cores; the "
+                  f"interpreters use every core, so other processes distort the latencies (float32 most)")
     reports = {architecture: bench_architecture(architecture, args) for architecture in architectures}
     headline = reports[architectures[0]]
     value, baseline = headline["latency_ms"][tflite.INT8], headline["latency_ms"][tflite.FLOAT32]

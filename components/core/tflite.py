@@ -126,8 +126,10 @@ def per_tensor_transpose_convolutions(model_content: bytes) -> bytes:
     ``s / 2``), and the int32 bias, whose scale must be ``input_scale * s``, becomes
     ``round(b * s_c / s)``. The transposed convolutions of a U-Net have no batch normalisation folded into
     them, so their channel scales are close (within 1.5x on the benchmark's U-Net) and little precision is
-    lost; the pipeline measures the int8 model's mIoU on every run in any case. Other ops and an already
-    per-tensor TRANSPOSE_CONV are left as they are; a model without one comes back byte for byte.
+    lost; the pipeline measures the int8 model's mIoU on every run in any case. Other ops, and a
+    TRANSPOSE_CONV whose weights are already per tensor (or not constant, or quantized along another
+    dimension than the output channels), are left as they are; a model without a per-channel one comes back
+    byte for byte (DeepLabv3+, which upsamples with resizes, is unchanged).
 
     Args:
         model_content: a full-integer ``.tflite`` flatbuffer.
@@ -165,8 +167,9 @@ def per_tensor_transpose_convolutions(model_content: bytes) -> bytes:
             weights, activation, bias = (subgraph.tensors[inputs[1]], subgraph.tensors[inputs[2]],
                                          subgraph.tensors[inputs[3]] if inputs[3] >= 0 else None)
             quantization = weights.quantization
-            if (weights.type != schema.TensorType.INT8 or quantization is None or quantization.scale is None
-                    or len(quantization.scale) <= 1):
+            if (weights.type != schema.TensorType.INT8 or model.buffers[weights.buffer].data is None
+                    or quantization is None or quantization.scale is None or len(quantization.scale) <= 1
+                    or quantization.quantizedDimension != 0):
                 continue
             channel_scales = np.asarray(quantization.scale, dtype=np.float64)
             scale = np.float32(channel_scales.max())
