@@ -14,7 +14,8 @@ Run from the repository root: ``.venv/bin/python benchmarks/bench_tflite.py [--a
 Progress goes to stderr; the last line of stdout is one JSON object: ``value`` = int8 TFLite median
 milliseconds per image of the first architecture, ``baseline`` = float32 TFLite's, ``ratio`` = value /
 baseline (lower is better; the issue's goal is <= 0.30), and per architecture every format's latency,
-size and mIoU (``int8_miou_drop`` against the Keras model).
+size, XNNPACK partitions (1: the delegate runs the whole graph) and mIoU (``int8_miou_drop`` against the
+Keras model).
 """
 
 from __future__ import annotations
@@ -88,6 +89,14 @@ def train(architecture: str, size: tuple[int, int], steps: int, images: np.ndarr
     return model
 
 
+def xnnpack_partitions(content: bytes) -> int:
+    """DELEGATE nodes the interpreter's default XNNPACK delegate makes of a model: 1 when it takes the whole graph;
+    more when ops it refuses (run by TFLite's own kernels) cut the graph, as per-channel int8 TRANSPOSE_CONVs did."""
+    interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
+    interpreter.allocate_tensors()
+    return sum(details["op_name"] == "DELEGATE" for details in interpreter._get_ops_details())
+
+
 def bench_architecture(architecture: str, args) -> dict:
     size = (args.size, args.size)
     train_images, train_masks = scenes(args.train_images, size, seed=0)
@@ -135,6 +144,7 @@ def bench_architecture(architecture: str, args) -> dict:
         "parameters": int(model.count_params()),
         "latency_ms": {name: round(value, 3) for name, value in latency.items()},
         "size_bytes": {variant: len(content) for variant, content in contents.items()},
+        "xnnpack_partitions": {variant: xnnpack_partitions(content) for variant, content in contents.items()},
         "miou": {name: round(result.miou, 4) for name, result in results.items()},
         "int8_miou_drop": round(results[KERAS].miou - results[tflite.INT8].miou, 4),
         "int8_latency_vs_float32": round(latency[tflite.INT8] / latency[tflite.FLOAT32], 3),
@@ -163,6 +173,11 @@ def main() -> None:
     args = parser.parse_args()
     architectures = [name.strip() for name in args.architectures.split(",") if name.strip()]
     load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        # Seen here: with another process busy on one of the 2 cores, XNNPACK's 2-thread float32 latency rose
+        # from ~2 ms to 8-200 ms (int8's far less), so a ratio measured under load says nothing.
+        _progress(f"warning: load average {load_before:.1f} before the run on {os.cpu_count()} cores; the "
+                  f"interpreters use every core, so other processes distort the latencies (float32 most)")
     reports = {architecture: bench_architecture(architecture, args) for architecture in architectures}
     headline = reports[architectures[0]]
     value, baseline = headline["latency_ms"][tflite.INT8], headline["latency_ms"][tflite.FLOAT32]

@@ -135,3 +135,66 @@ def test_evaluation_crops_to_the_content_and_scores_at_the_ground_truths_resolut
                                          ["a", "b"])
     assert results["model"].miou == 1.0
     assert results["model"].hausdorff is not None
+
+
+
+def _xnnpack_partitions(content: bytes) -> int:
+    """DELEGATE nodes the interpreter's default XNNPACK delegate made: 1 when it took the whole graph, more when
+    ops it refused (left to TFLite's own kernels) cut the graph, 0 when it took nothing."""
+    interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
+    interpreter.allocate_tensors()
+    return sum(details["op_name"] == "DELEGATE" for details in interpreter._get_ops_details())
+
+
+def _transpose_conv_weight_scales(content: bytes) -> list[int]:
+    """How many scales each TRANSPOSE_CONV's weights have (1: per tensor; the output channels: per channel)."""
+    interpreter = tf.lite.Interpreter(model_content=content)
+    tensors = {details["index"]: details for details in interpreter.get_tensor_details()}
+    return [len(tensors[details["inputs"][1]]["quantization_parameters"]["scales"])
+            for details in interpreter._get_ops_details() if details["op_name"] == "TRANSPOSE_CONV"]
+
+
+def test_the_int8_unet_runs_as_one_xnnpack_partition(trained):
+    """Its TRANSPOSE_CONVs have per-tensor weights (what XNNPACK takes in int8), so none falls out of the delegate."""
+    content = trained["tflite"][tflite.INT8]
+    assert _transpose_conv_weight_scales(content) == [1, 1]
+    assert _xnnpack_partitions(content) == 1
+
+
+def test_transpose_conv_weights_requantized_per_tensor_keep_the_per_channel_models_outputs():
+    """A stride-2 transposed convolution whose output channels span a 16x range of weight magnitudes: the
+    converter's per-channel int8 model is refused by XNNPACK; requantized per tensor it is delegated, and its
+    output stays within the quantization error of the per-channel model's (and of the float layer's)."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 6), batch_size=1)
+    layer = keras.layers.Conv2DTranspose(4, 2, strides=2)
+    model = keras.Model(inputs, layer(inputs))
+    kernel, _ = layer.get_weights()
+    layer.set_weights([kernel * np.array([1.0, 4.0, 0.25, 2.0])[None, None, :, None],  # [H, W, out, in]
+                       np.array([0.5, -1.0, 0.1, 2.0])])
+    rng = np.random.default_rng(0)
+    calibration = rng.normal(size=(16, 8, 8, 6)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    per_channel = converter.convert()
+    per_tensor = tflite.per_tensor_transpose_convolutions(per_channel)
+    assert _transpose_conv_weight_scales(per_channel) == [4] and _xnnpack_partitions(per_channel) == 0
+    assert _transpose_conv_weight_scales(per_tensor) == [1] and _xnnpack_partitions(per_tensor) == 1
+
+    images = calibration[:4]  # inside the calibrated input range: no clipping at the int8 input
+    expected = model(images).numpy()
+    errors = {name: np.abs(tflite.TFLiteSegmenter(content, num_threads=1).logits(images) - expected)
+              for name, content in (("per_channel", per_channel), ("per_tensor", per_tensor))}
+    output_step = tflite.TFLiteSegmenter(per_tensor).tensor_descriptions()["output"]["quantization"]["scale"]
+    # Per tensor, the weights' step is that of the widest channel, so the narrow channels lose precision;
+    # the error against the float layer stays within a few output steps and near the per-channel model's.
+    assert errors["per_tensor"].max() <= 4 * output_step
+    assert errors["per_tensor"].mean() <= errors["per_channel"].mean() + 0.5 * output_step
+
+
+def test_a_model_without_transpose_convolutions_comes_back_unchanged(trained):
+    content = trained["tflite"][tflite.FLOAT32]
+    assert tflite.per_tensor_transpose_convolutions(content) is content  # float weights: nothing to requantize
