@@ -576,7 +576,7 @@ class _VocClass:
 _VOC_CLASSES: Mapping[str, _VocClass] = {
     "aeroplane": _VocClass(0.11, (0.35, 0.8), (0.1, 0.55), _aeroplane),
     "bicycle": _VocClass(0.11, (0.25, 0.45), (0.45, 0.85), _bicycle),
-    "bird": _VocClass(0.1, (0.22, 0.36), (0.05, 0.6), _bird, flock=2),
+    "bird": _VocClass(0.14, (0.22, 0.36), (0.05, 0.6), _bird, flock=2),
     "car": _VocClass(0.18, (0.3, 0.7), (0.5, 0.9), _car),
     "cat": _VocClass(0.16, (0.3, 0.6), (0.45, 0.9), _cat),
     "person": _VocClass(0.19, (0.3, 0.8), (0.35, 0.8), _person),
