@@ -4,7 +4,7 @@ Both score the same examples with the same model in the same run:
 
 * ``value`` (TFMA): TFX 1.16's own Evaluator executor (``tfx.components.evaluator.executor.Executor``,
   exactly what the pipeline's Evaluator component runs) with the pipeline's ``EvalConfig``
-  (``build_eval_config("pascal_voc", 0.0, 1.0)``: ``serving_default`` + ``slice_features``,
+  (``build_eval_config("pascal_voc", 0.0, 1.0)``: ``serve_examples`` + ``slice_features``,
   ``ExampleCount`` and ``SegmentationMetrics`` with Hausdorff, 6 slicing specs), reading the eval
   split through TFXIO with the raw schema and writing its results. Timed end to end: pipeline
   construction, Beam worker start-up, model loading, inference, metrics, writing, blessing. The
@@ -13,7 +13,7 @@ Both score the same examples with the same model in the same run:
   --direct_num_workers=<cpus>`` (2 here), the other components' mode, is timed too and reported beside
   it (``--modes`` chooses).
 * ``baseline`` (framework-free): ``tf.saved_model.load`` the same SavedModel, read the same gzip
-  TFRecords, call ``serving_default`` on batches of serialized examples, resize ``class_ids`` back
+  TFRecords, call ``serve_examples`` on batches of serialized examples, resize ``class_ids`` back
   to each mask's resolution with ``resize_nearest`` and feed one ``SegmentationEvaluator``
   (Hausdorff included). Model loading is included, as it is in TFMA's time.
 
@@ -24,7 +24,7 @@ Set-up (in a temporary folder, deleted afterwards; not timed): a synthetic VOC d
 (``sample_data.write_voc_dataset``, by default 1610 images of 320x240, 1449 of them in ``val``: the size
 of VOC 2012's own val split; Cityscapes' has 500 much larger frames), ingested
 with ``components.example_gen.ingest.ingest`` (in-memory Beam), a transform graph from tf.Transform
-(``preprocessing_fn`` with ``image_size`` [64, 64], analysed on ``train``), and an untrained small
+(``preprocessing_fn`` with ``model.image_size`` [64, 64], analysed on ``train``), and an untrained small
 U-Net (base_filters 8, depth 3, random weights: timing, not accuracy) exported with
 ``export_serving_model``.
 
@@ -120,11 +120,13 @@ def make_transform_graph(train_pattern: str, transform_dir: Path, temp_dir: Path
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.public import tfxio
 
-    from components.transform.preprocessing import preprocessing_fn
+    from components.core.config import PipelineConfig
+    from components.transform.preprocessing import preprocessing_fn, transform_custom_config
 
     schema = _read_schema()
     raw_tfxio = tfxio.TFExampleRecord(file_pattern=train_pattern, schema=schema)
-    fn = functools.partial(preprocessing_fn, custom_config={"image_size": list(MODEL_IMAGE_SIZE)})
+    config = PipelineConfig.from_dict({"model": {"image_size": list(MODEL_IMAGE_SIZE)}})
+    fn = functools.partial(preprocessing_fn, custom_config=transform_custom_config(config, num_classes=21))
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(temp_dir)):
         raw = pipeline | "Read" >> raw_tfxio.BeamSource()
         transform_fn = (raw, raw_tfxio.TensorAdapterConfig()) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
@@ -138,15 +140,17 @@ def make_model(transform_dir: Path, export_dir: Path) -> None:
     import tensorflow_transform as tft
     import tf_keras
 
-    from components.core.config import ModelConfig
+    from components.core.config import ExportConfig, ModelConfig
     from components.core.label_maps import load_label_map
     from components.core.models.builder import build_model
     from components.trainer.export import export_serving_model
 
     config = ModelConfig.from_dict({"image_size": list(MODEL_IMAGE_SIZE), "unet": {"base_filters": 8, "depth": 3}})
     tf_keras.utils.set_random_seed(0)
-    model = build_model(config, load_label_map(LABEL_MAP).num_classes)
-    export_serving_model(model, tft.TFTransformOutput(str(transform_dir)), str(export_dir))
+    label_map = load_label_map(LABEL_MAP)
+    model = build_model(config, label_map.num_classes)
+    export_serving_model(model, tft.TFTransformOutput(str(transform_dir)), str(export_dir), label_map,
+                         max_image_pixels=ExportConfig().max_image_pixels)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ def run_baseline(val_files: list[str], model_dir: Path, batch_size: int) -> tupl
 
     stages = dict.fromkeys(("load", "read", "inference", "metrics"), 0.0)
     start = time.perf_counter()
-    serve = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    serve = tf.saved_model.load(str(model_dir)).signatures["serve_examples"]
     stages["load"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -62,7 +62,8 @@ def make_artifacts(root: Path, num_images: int):
 
     from components.core import sample_data
     from components.example_gen.ingest import ingest
-    from components.transform.preprocessing import preprocessing_fn
+    from components.core.config import PipelineConfig
+    from components.transform.preprocessing import preprocessing_fn, transform_custom_config
     from pipeline.pipeline import raw_schema_path
 
     sample_data.write_voc_dataset(root / "voc", num_images=num_images, image_size=(240, 320), seed=0, val_fraction=0.25)
@@ -74,7 +75,8 @@ def make_artifacts(root: Path, num_images: int):
     shutil.copyfile(raw_schema_path(), root / "schema" / "schema.pbtxt")
     schema = text_format.Parse((root / "schema" / "schema.pbtxt").read_text(), schema_pb2.Schema())
     raw = tfxio.TFExampleRecord(file_pattern=str(root / "examples" / "Split-train" / "*"), schema=schema)
-    fn = functools.partial(preprocessing_fn, custom_config={"image_size": list(IMAGE_SIZE)})
+    config = PipelineConfig.from_dict({"model": {"image_size": list(IMAGE_SIZE)}})
+    fn = functools.partial(preprocessing_fn, custom_config=transform_custom_config(config, num_classes=21))
     with beam.Pipeline(argv=["--direct_running_mode=in_memory"]) as pipeline, \
             tft_beam.Context(temp_dir=str(root / "tft_tmp")):
         transform_fn = ((pipeline | raw.BeamSource(), raw.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(fn))
@@ -152,7 +154,8 @@ def measure(root: Path, architecture: str, args) -> dict:
     strategy = strategy_lib.make_strategy()
     train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, args.batch_size,
                               augmentation=config.training.augmentation, seed=0,
-                              shuffle_buffer=config.training.shuffle_buffer)
+                              shuffle_buffer=config.training.shuffle_buffer,
+                              image_size=config.model.image_size)
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()
                   .batch(args.batch_size).prefetch(tf.data.AUTOTUNE))

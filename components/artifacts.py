@@ -16,11 +16,44 @@ HISTORY_FILE = "history.json"
 BEST_WEIGHTS = "checkpoints/best.weights"
 """In the Trainer's model-run folder: the weights of the epoch with the best validation mIoU."""
 
-BACKUP_DIR = "backup"
-"""In the Trainer's model-run folder: the checkpoint a stopped training resumes from."""
-
 TENSORBOARD_DIR = "logs"
 """In the Trainer's model-run folder: TensorBoard logs."""
+
+SERVE_IMAGES = "serving_default"
+"""Signature of the served model: encoded images -> class ids and probabilities at each image's size."""
+
+SERVE_EXAMPLES = "serve_examples"
+"""Signature of the served model: serialized examples -> class ids, probabilities, content size (TFMA's)."""
+
+TRANSFORM_FEATURES = "transform_features"
+"""Signature of the served model: serialized examples -> the transformed features."""
+
+SLICE_FEATURES = "slice_features"
+"""Signature of the served model: serialized examples -> the derived feature TFMA slices on."""
+
+SERVING_MODEL_DIR = "Format-Serving"
+"""In a Trainer's Model artifact: the serving SavedModel (TFX's own folder name)."""
+
+MODEL_INFO_FILE = "segpipe_model.json"
+"""Beside the served SavedModel: label map, class names and colours, input size, ignore label."""
+
+
+TFLITE_FILES = {"float32": "model_float32.tflite", "dynamic_range": "model_dynamic_range.tflite",
+                "int8": "model_int8.tflite"}
+"""In a TFLiteModels artifact: the accepted TFLite model of each variant (`components.core.tflite.VARIANTS`)."""
+
+TFLITE_REFUSED_DIR = "refused"
+"""In a TFLiteModels artifact: models beyond the accepted mIoU loss, kept for inspection only (never pushed)."""
+
+TFLITE_METADATA_FILE = "tflite_models.json"
+"""In a TFLiteModels artifact: per variant its file (or refusal), scores, size and latency; the input's
+normalisation and quantization parameters; the class names and colours (the mobile application's side file)."""
+
+
+class TFLiteModels(artifact.Artifact):
+    """A folder of TFLite models of one trained model and their side JSON, written by TFLiteExport."""
+
+    TYPE_NAME = "segpipe.TFLiteModels"
 
 
 class SegmentationReport(artifact.Artifact):

@@ -7,10 +7,13 @@ Progress stays visible: segpipe's own loggers at INFO, and TFX's "Component X is
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import logging
 import os
 import sys
 import warnings
+from typing import Iterator
 
 QUIET_ENV = "SEGPIPE_QUIET"
 """Set to "1" by `configure_logging(verbose=False)`, so that Beam's worker processes, which never call
@@ -25,7 +28,15 @@ _KNOWN_HARMLESS = (
     "If direct_num_workers is not equal to 1",  # Beam, TFMA's in-memory sub-pipelines
     "No semi_persistent_directory found",  # Beam workers (multi-processing), forwarded as warnings
     "Discarding unparseable args",
+    "base run context None or new pipeline run context",  # TFX's partial run (`segpipe run --until`), first step
 )
+
+
+# A failing Beam DoFn is logged, with its traceback, by the worker (and forwarded by DirectRunner from
+# worker processes) before the runner raises the same error to its caller, which reports it: hidden
+# unless --verbose.
+_RAISED_AGAIN = ("Error processing instruction", "[while running ")
+_RAISED_AGAIN_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.worker.sdk_worker")
 
 
 class _ProgressOnly(logging.Filter):
@@ -34,6 +45,9 @@ class _ProgressOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(harmless in message for harmless in _KNOWN_HARMLESS):
+            return False
+        if record.levelno >= logging.ERROR and (
+                record.name in _RAISED_AGAIN_LOGGERS or any(again in message for again in _RAISED_AGAIN)):
             return False
         if record.levelno >= logging.WARNING or record.name.split(".")[0] in PROJECT_LOGGERS:
             return True
@@ -51,11 +65,55 @@ def hide_tensorflow_finalizer_errors() -> None:
     sys.unraisablehook = _drop_tensorflow_finalizer_errors
 
 
+def _print_except_to_stderr(*values, file=None, **options) -> None:
+    if file is sys.stderr:
+        return
+    builtins.print(*values, file=file, **options)
+
+
+def hide_beam_worker_tracebacks() -> None:
+    """Quiet runs only: Beam's SDK harness (`apache_beam.runners.worker.sdk_worker`) prints the traceback
+    of a failing bundle straight to stderr, besides logging it, before the runner raises the same error
+    to its caller, which reports it. This shadows `print` in that one module (its only `print` is that
+    one) in this process; the logged copy is filtered by `configure_logging`. Does nothing when the run
+    is verbose or when the module is not loaded."""
+    worker = sys.modules.get("apache_beam.runners.worker.sdk_worker")
+    if os.environ.get(QUIET_ENV) == "1" and worker is not None:
+        worker.print = _print_except_to_stderr
+
+
 def quiet_beam_worker() -> None:
-    """Called in the `setup` of segpipe's Beam DoFns: in a worker process of a quiet run, hides TensorFlow's
-    finalizer noise at exit as `configure_logging` does in the main process. Does nothing otherwise."""
+    """Called in the `setup` of segpipe's Beam DoFns: in a worker of a quiet run (a thread of this
+    process or a worker process), hides TensorFlow's finalizer noise at exit as `configure_logging`
+    does in the main process, and Beam's printed copy of a failing bundle's traceback
+    (`hide_beam_worker_tracebacks`). Does nothing otherwise."""
     if os.environ.get(QUIET_ENV) == "1":
         hide_tensorflow_finalizer_errors()
+        hide_beam_worker_tracebacks()
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """In quiet runs (`QUIET_ENV` = "1"), file descriptor 2 goes to /dev/null within the block; else nothing.
+
+    For C++ code that logs through absl directly and ignores `TF_CPP_MIN_LOG_LEVEL` (TF 2.16's TFLite
+    converter: "WARNING: All log messages before absl::InitializeLog()...", "W0000 ... Ignored
+    output_format"). Python's own stderr writes go to the same descriptor, so keep the block to the noisy
+    call: exceptions still propagate and are reported after it.
+    """
+    if os.environ.get(QUIET_ENV) != "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -79,7 +137,7 @@ def configure_logging(verbose: bool = False) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if not verbose:
-        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow"):
+        for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging

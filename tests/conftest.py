@@ -54,3 +54,19 @@ def tiny_artifacts(tmp_path_factory):
     from tests.support.tiny_artifacts import build_tiny_artifacts
 
     return build_tiny_artifacts(tmp_path_factory.mktemp("tiny_artifacts"))
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tiny_artifacts, tmp_path_factory):
+    """A tiny U-Net trained 4 steps by `run_fn` on `tiny_artifacts`: the Model artifact folder."""
+    from tests.support.tiny_artifacts import train_tiny_model
+
+    return train_tiny_model(tiny_artifacts, tmp_path_factory.mktemp("tiny_run_fn"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite_export(tiny_artifacts, tiny_trained_model, tmp_path_factory):
+    """The TFLiteExport executor's output for `tiny_trained_model` (artifact, folder, side JSON, model)."""
+    from tests.support.tiny_artifacts import export_tiny_tflite_models
+
+    return export_tiny_tflite_models(tiny_artifacts, tiny_trained_model, tmp_path_factory.mktemp("tflite_models"))

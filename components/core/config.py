@@ -5,15 +5,20 @@
       model       ModelConfig         architecture ("unet" | "deeplabv3plus"), input size, checkpoint
         unet          UNetConfig            depth and filters of the U-Net
         deeplabv3plus DeepLabV3PlusConfig   output stride, ASPP and decoder widths
-          backbone      BackboneConfig        "mobilenetv2" | "resnet50", its own weights file
+          backbone      BackboneConfig        "mobilenetv2" | "resnet50" | "xception65" | "xception41", weights file
+      preprocessing PreprocessingConfig tf.Transform: aspect-keeping resize or stretch, normalisation
       training    TrainingConfig      steps, batch, and its sub-sections:
         optimizer     OptimizerConfig       "adam" | "sgd", learning rate, momentum, weight decay
         schedule      ScheduleConfig        "cosine" | "poly" | "constant", warm-up
-        loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice"
-        augmentation  AugmentationConfig    random horizontal flip
+        loss          LossConfig            "cross_entropy" | "boundary_cross_entropy" | "dice" | "cross_entropy_dice",
+                                            class weights "none" | "inverse_frequency" | "median_frequency"
+        augmentation  AugmentationConfig    horizontal flip, and its sub-sections:
+          scale, rotation, color_jitter, blur, cutmix   (each with `enabled` and its ranges)
         (and steps, batch, seed, mixed precision, XLA, checkpoints, early stopping, reduce-on-plateau)
+      export      ExportConfig        served model's largest image; TFLite calibration, accepted mIoU loss
       evaluation  EvaluationConfig    blessing thresholds
       runtime     RuntimeConfig       pipeline name, Beam mode, cache, MLflow
+        beam          BeamConfig            Beam runner of the Beam stages and extra Beam options
 
 Sizes are always (height, width). Only the model's selected architecture sub-section is used; the other
 keeps its defaults. YAML files and ``--set`` overrides are read by ``pipeline.config``; components
@@ -30,16 +35,21 @@ from typing import Any
 from components.core.datasets import FORMATS as DATASET_FORMATS
 from components.core.hyperparams import Config, ConfigError, require
 
-__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
+__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig", "ModelConfig", "UNetConfig", "DeepLabV3PlusConfig",
            "BackboneConfig", "TrainingConfig", "OptimizerConfig", "ScheduleConfig", "LossConfig",
-           "AugmentationConfig", "EvaluationConfig", "RuntimeConfig", "TRAINER_SECTIONS"]
+           "AugmentationConfig", "ScaleAugmentationConfig", "RotationAugmentationConfig", "ColorJitterConfig",
+           "BlurAugmentationConfig", "CutMixConfig", "ExportConfig", "EvaluationConfig", "RuntimeConfig", "BeamConfig",
+           "TRAINER_SECTIONS"]
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
-BACKBONES = ("mobilenetv2", "resnet50")
+BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "poly", "constant")
 LOSSES = ("cross_entropy", "boundary_cross_entropy", "dice", "cross_entropy_dice")  # = losses.LOSS_NAMES
+CLASS_WEIGHTINGS = ("none", "inverse_frequency", "median_frequency")  # = preprocessing.CLASS_WEIGHTINGS + none
+RESIZE_MODES = ("fit", "fill", "stretch")  # = preprocessing.RESIZE_MODES
+NORMALIZATIONS = ("dataset", "imagenet", "minus_one_to_one", "none")  # = preprocessing.NORMALIZATIONS
 BEAM_MODES = ("multi_processing", "multi_threading", "in_memory")
 
 
@@ -120,13 +130,15 @@ class BackboneConfig(Config):
     """The feature extractor of an encoder-decoder network.
 
     Attributes:
-        name: "mobilenetv2" or "resnet50" (tf-keras applications, dilated to the output stride).
+        name: "mobilenetv2" or "resnet50" (tf-keras applications), "xception65" or "xception41" (the
+            aligned Xception of DeepLabv3+, written in code), each dilated to the output stride.
         weights: a local weights file of the backbone alone (`include_top=False`); None trains from
-            scratch. Nothing is downloaded at run time. The pipeline standardises images with the
-            dataset's per-channel mean and deviation, not with a pretrained backbone's own input
-            scaling (MobileNetV2's [-1, 1], ResNet50's caffe means): weights trained on another scaling
-            start from a shifted input distribution and need fine-tuning to recover.
-        width_multiplier: MobileNetV2's `alpha` (1.0 = the standard width).
+            scratch. Nothing is downloaded at run time. By default the pipeline standardises images
+            with the dataset's per-channel mean and deviation; with pretrained weights set
+            `preprocessing.normalization` to the scaling they were trained with ("minus_one_to_one"
+            for MobileNetV2 and Xception, "imagenet" for ImageNet-mean networks).
+        width_multiplier: MobileNetV2's `alpha`, the aligned Xception's channel scale (1.0 = the
+            published width); ResNet50 has none.
     """
 
     name: str = "mobilenetv2"
@@ -274,29 +286,166 @@ class LossConfig(Config):
         dice_weight: weight of the Dice term in "cross_entropy_dice".
         boundary_weight: weight of pixels within `boundary_width` of a label change ("boundary_cross_entropy").
         boundary_width: that distance, in pixels.
+        class_weights: weights of the cross-entropy's classes (in every loss with a cross-entropy term):
+            "none"; "inverse_frequency" (w_c = N / (K n_c)) or "median_frequency" (Eigen & Fergus 2015:
+            w_c = median(f) / f_c, f_c = n_c / pixels of the images where c appears), from the class pixel
+            counts n_c that tf.Transform's analyzers compute over the training split (K classes present,
+            N pixels in all; a class absent from the training split weighs 0).
     """
 
     name: str = "cross_entropy"
     dice_weight: float = 1.0
     boundary_weight: float = 5.0
     boundary_width: int = 3
+    class_weights: str = "none"
 
     def validate(self) -> None:
         require(self.name in LOSSES, "name", _one_of(LOSSES))
+        require(self.class_weights in CLASS_WEIGHTINGS, "class_weights", _one_of(CLASS_WEIGHTINGS))
+        require(self.class_weights == "none" or self.name != "dice", "class_weights",
+                "weights the cross-entropy: the 'dice' loss has none (use 'cross_entropy_dice')")
         require(self.dice_weight >= 0, "dice_weight", "must be non-negative")
         require(self.boundary_weight >= 1, "boundary_weight", "must be at least 1")
         require(self.boundary_width >= 1, "boundary_width", "must be at least 1")
 
 
 @dataclasses.dataclass(frozen=True)
+class ScaleAugmentationConfig(Config):
+    """Random scaling of the whole image, then a random crop (or padding) to the model's input size.
+
+    The transform graph's output (already at the model's input size) is the base resolution.
+
+    Attributes:
+        enabled: scale each example by a factor drawn uniformly from [min_scale, max_scale] (bilinear
+            for the image, nearest for the mask), then take a random window of the input size; where the
+            scaled image is smaller the window is padded with the dataset's mean pixel and the mask with
+            the ignore label. Off: only a crop/pad at scale 1 (nothing when the sizes already match).
+        min_scale: smallest factor (DeepLab: 0.5).
+        max_scale: largest factor (DeepLab: 2.0).
+    """
+
+    enabled: bool = True
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+
+    def validate(self) -> None:
+        require(self.min_scale > 0, "min_scale", "must be positive")
+        require(self.max_scale >= self.min_scale, "max_scale", f"must be at least min_scale ({self.min_scale})")
+        require(self.max_scale <= 8.0, "max_scale", "must be at most 8")
+
+
+@dataclasses.dataclass(frozen=True)
+class RotationAugmentationConfig(Config):
+    """Random rotation about the image centre (after scale and crop).
+
+    Attributes:
+        enabled: rotate each example by an angle drawn uniformly from [-max_degrees, max_degrees];
+            bilinear for the image, nearest for the mask; pixels rotated in from outside are the mean
+            pixel in the image and the ignore label in the mask.
+        max_degrees: largest angle either way, in [0, 180).
+    """
+
+    enabled: bool = False
+    max_degrees: float = 30.0
+
+    def validate(self) -> None:
+        require(0.0 <= self.max_degrees < 180.0, "max_degrees", "must be in [0, 180)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorJitterConfig(Config):
+    """Random photometric changes of the image (never of the mask), on pixels scaled to [0, 1] and
+    clipped to that range after each step (`tf.image.stateless_random_*`); 0 turns one step off.
+
+    Attributes:
+        enabled: apply the steps below, in this order.
+        brightness: adds a delta drawn from [-brightness, brightness] (a fraction of the full range), in [0, 1].
+        contrast: scales the distance to the mean by a factor in [1 - contrast, 1 + contrast], in [0, 1).
+        saturation: scales the saturation by a factor in [1 - saturation, 1 + saturation], in [0, 1).
+        hue: shifts the hue by a delta drawn from [-hue, hue] (a fraction of the colour circle), in [0, 0.5].
+    """
+
+    enabled: bool = False
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.2
+
+    def validate(self) -> None:
+        require(0.0 <= self.brightness <= 1.0, "brightness", "must be in [0, 1]")
+        require(0.0 <= self.contrast < 1.0, "contrast", "must be in [0, 1)")
+        require(0.0 <= self.saturation < 1.0, "saturation", "must be in [0, 1)")
+        require(0.0 <= self.hue <= 0.5, "hue", "must be in [0, 0.5]")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlurAugmentationConfig(Config):
+    """Random Gaussian blur of the image (never of the mask), separable, borders mirrored.
+
+    Attributes:
+        enabled: blur each example with probability `probability`.
+        probability: in [0, 1].
+        min_sigma: smallest standard deviation, in pixels of the base resolution.
+        max_sigma: largest standard deviation (at most 5); the kernel spans 3 sigma either way.
+    """
+
+    enabled: bool = False
+    probability: float = 0.5
+    min_sigma: float = 0.1
+    max_sigma: float = 2.0
+
+    def validate(self) -> None:
+        require(0.0 <= self.probability <= 1.0, "probability", "must be in [0, 1]")
+        require(self.min_sigma > 0, "min_sigma", "must be positive")
+        require(self.max_sigma >= self.min_sigma, "max_sigma", f"must be at least min_sigma ({self.min_sigma})")
+        require(self.max_sigma <= 5.0, "max_sigma", "must be at most 5")
+
+
+@dataclasses.dataclass(frozen=True)
+class CutMixConfig(Config):
+    """CutMix (Yun et al. 2019) between the examples of a training batch, image and mask alike.
+
+    Attributes:
+        enabled: with probability `probability`, paste into an example a box of another example of the
+            batch (a random pairing), at the same place in image and mask; the box covers a fraction of
+            the image drawn uniformly from [0, 1] (CutMix's alpha = 1), its centre uniform.
+        probability: in [0, 1].
+    """
+
+    enabled: bool = False
+    probability: float = 0.5
+
+    def validate(self) -> None:
+        require(0.0 <= self.probability <= 1.0, "probability", "must be in [0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
 class AugmentationConfig(Config):
-    """Augmentation of training batches (never of evaluation data); image and mask always move together.
+    """Augmentation of training examples (never of evaluation data), drawn anew every epoch; image and mask
+    always move together (`components.core.augmentation`). Geometric steps, in order: scale and crop,
+    horizontal flip, rotation, all in one resampling; photometric steps (colour jitter, blur) come
+    before them, so padding stays the mean pixel. CutMix follows, between examples of a batch.
 
     Attributes:
         horizontal_flip: flip each example left-right with probability 1/2.
+        scale: random scale and crop (on by default: DeepLab's 0.5 to 2.0).
+        rotation: random rotation (off by default).
+        color_jitter: random brightness, contrast, saturation and hue (off by default).
+        blur: random Gaussian blur (off by default).
+        cutmix: CutMix between examples of a batch (off by default).
     """
 
     horizontal_flip: bool = True
+    scale: ScaleAugmentationConfig = dataclasses.field(default_factory=ScaleAugmentationConfig)
+    rotation: RotationAugmentationConfig = dataclasses.field(default_factory=RotationAugmentationConfig)
+    color_jitter: ColorJitterConfig = dataclasses.field(default_factory=ColorJitterConfig)
+    blur: BlurAugmentationConfig = dataclasses.field(default_factory=BlurAugmentationConfig)
+    cutmix: CutMixConfig = dataclasses.field(default_factory=CutMixConfig)
+
+    @property
+    def geometric(self) -> bool:
+        """Whether any step moves pixels (flip, scale, rotation)."""
+        return self.horizontal_flip or self.scale.enabled or self.rotation.enabled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +456,10 @@ class TrainingConfig(Config):
         epochs: passes over `steps_per_epoch` batches; the pipeline asks TFX for epochs x steps_per_epoch
             training steps, and the Trainer trains exactly the number of steps TFX gives it.
         steps_per_epoch: training steps between two validations.
-        batch_size: global batch size (split across replicas).
+        batch_size: global batch size (split across replicas); one optimizer step per batch.
+        gradient_accumulation_steps: each replica's batch is split into this many micro-batches whose
+            gradients are summed before the one optimizer step (less memory, same global batch);
+            `batch_size` must be a multiple of it times the replicas.
         eval_steps: validation batches after each epoch.
         seed: seed of weight initialisation, shuffling and augmentation, so that a run repeats; None
             draws new ones each run.
@@ -329,6 +481,7 @@ class TrainingConfig(Config):
     epochs: int = 8
     steps_per_epoch: int = 30
     batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     eval_steps: int = 4
     seed: int | None = None
     shuffle_buffer: int = 1000
@@ -344,8 +497,11 @@ class TrainingConfig(Config):
     augmentation: AugmentationConfig = dataclasses.field(default_factory=AugmentationConfig)
 
     def validate(self) -> None:
-        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps", "shuffle_buffer"):
+        for key in ("epochs", "steps_per_epoch", "batch_size", "eval_steps", "shuffle_buffer",
+                    "gradient_accumulation_steps"):
             require(getattr(self, key) >= 1, key, "must be at least 1")
+        require(self.batch_size % self.gradient_accumulation_steps == 0, "gradient_accumulation_steps",
+                f"must divide training.batch_size {self.batch_size}")
         require(self.schedule.warmup_steps < self.total_steps, "schedule.warmup_steps",
                 f"must be fewer than the {self.total_steps} training steps")
         for key in ("checkpoint_every_steps", "early_stopping_patience", "reduce_on_plateau_patience"):
@@ -380,11 +536,101 @@ class EvaluationConfig(Config):
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig(Config):
+    """What the Trainer exports besides the weights, and the TFLite models of every trained model.
+
+    Attributes:
+        max_image_pixels: the served model's image-bytes signature (`components/trainer/export.py`) refuses
+            an image of more pixels (height x width) than this, with an error naming the limit, before
+            decoding it at full size for the transform; the default admits a Cityscapes frame
+            (2048 x 1024) and a 12-megapixel photo.
+        calibration_examples: training examples in the int8 TFLite model's representative dataset, chosen
+            greedily so that every class present in the training split is covered first
+            (`components.core.tflite`: float32, dynamic-range and full-integer int8 models, each
+            evaluated on the evaluation split with the Evaluator's metric code).
+        max_miou_drop: the most mIoU a TFLite model may lose against the trained model itself (the
+            SavedModel, scored the same way on the same examples); a model beyond it is refused: the
+            run log and the side JSON say so, and it is not written among the pushable files. 0.01 =
+            one mIoU point.
+        latency_runs: single-image inferences timed per model (the median is reported).
+        num_threads: threads of the TFLite interpreter; 0 means one per core.
+    """
+
+    max_image_pixels: int = 4096 * 3072
+    calibration_examples: int = 100
+    max_miou_drop: float = 0.01
+    latency_runs: int = 5
+    num_threads: int = 0
+
+    def validate(self) -> None:
+        require(self.max_image_pixels >= 1, "max_image_pixels", "must be at least 1")
+        require(self.calibration_examples >= 1, "calibration_examples", "must be at least 1")
+        require(0.0 <= self.max_miou_drop <= 1.0, "max_miou_drop", "must be in [0, 1]")
+        require(self.latency_runs >= 1, "latency_runs", "must be at least 1")
+        require(self.num_threads >= 0, "num_threads", "must be 0 (one per core) or more")
+
+BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner")
+"""Runners Beam knows by name; any other runner is given by its full class name (for example Beam's Dask
+runner, `apache_beam.runners.dask.dask_runner.DaskRunner`)."""
+DIRECT_RUNNER = "DirectRunner"
+REQUIRED_RUNNER_OPTIONS = {"DataflowRunner": ("project", "region", "temp_location")}
+"""Options a runner cannot start without, checked when the config is read rather than in a pod."""
+_BEAM_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9_]*(=.*)?", re.DOTALL)
+_CLASS_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def beam_option_name(arg: str) -> str:
+    """`--name=value` or `--name` -> `name`."""
+    return arg[2:].split("=", 1)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig(Config):
+    """The Beam runner of the pipeline's Beam stages (ExampleGen, StatisticsGen, Transform, Evaluator),
+    locally and in Kubeflow pods alike.
+
+    Attributes:
+        runner: "DirectRunner" (the default: in the process, or in the pod on Kubeflow; its running mode
+            and workers are `runtime.beam_mode` and `runtime.beam_workers`), a runner Beam knows by name
+            ("DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner"), or the
+            full class name of another one (e.g. "apache_beam.runners.dask.dask_runner.DaskRunner").
+        args: further Beam pipeline options, each "--name=value" (or "--flag"), passed as they are
+            after the runner's: e.g. ["--project=p", "--region=europe-west1",
+            "--temp_location=gs://bucket/tmp"] for Dataflow, ["--flink_master=flink:8081",
+            "--environment_type=EXTERNAL", "--environment_config=localhost:50000"] for Flink, or
+            ["--s3_endpoint_url=http://minio.mlflow:9000"] for an S3-compatible store. The runner is
+            chosen by `runner` only; Dataflow needs --project, --region and --temp_location.
+    """
+
+    runner: str = DIRECT_RUNNER
+    args: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        require(self.runner in BEAM_RUNNERS or _CLASS_PATH.fullmatch(self.runner) is not None, "runner",
+                f"must be one of {', '.join(BEAM_RUNNERS)} or a runner's full class name "
+                f"(module.path.ClassName), got {self.runner!r}")
+        for arg in self.args:
+            require(_BEAM_OPTION.fullmatch(arg) is not None, "args",
+                    f"must hold Beam options written --name=value or --flag, got {arg!r}")
+            require(beam_option_name(arg) != "runner", "args",
+                    f"must not set the runner ({arg!r}): set runtime.beam.runner")
+        given = {beam_option_name(arg) for arg in self.args}
+        missing = [name for name in REQUIRED_RUNNER_OPTIONS.get(self.runner, ()) if name not in given]
+        require(not missing, "args", f"must set {', '.join('--' + name for name in missing)} for {self.runner}")
+
+    @property
+    def is_direct(self) -> bool:
+        """Whether the Beam stages run on DirectRunner."""
+        return self.runner == DIRECT_RUNNER
+
+
+@dataclasses.dataclass(frozen=True)
 class RuntimeConfig(Config):
     """Where and how the pipeline runs.
 
     Attributes:
         pipeline_name: name of the TFX pipeline (and default name of the MLflow experiment and model).
+        beam: the Beam runner and extra Beam options (`BeamConfig`).
         beam_mode: DirectRunner running mode of the Beam components ("multi_processing",
             "multi_threading" or "in_memory"); local runs keep the ExampleGen multi-threaded and the
             Evaluator in-memory, the modes measured fastest for them (see `components.beam_options`).
@@ -403,6 +649,7 @@ class RuntimeConfig(Config):
     mlflow_tracking_uri: str = ""
     mlflow_experiment: str = ""
     mlflow_registered_model: str = ""
+    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
 
     def validate(self) -> None:
         require(self.beam_mode in BEAM_MODES, "beam_mode", _one_of(BEAM_MODES))
@@ -421,6 +668,32 @@ class RuntimeConfig(Config):
         return self.mlflow_registered_model or self.pipeline_name
 
 
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig(Config):
+    """tf.Transform's preprocessing (embedded in the exported model): image and mask to `model.image_size`.
+
+    Attributes:
+        resize: "fit" keeps the aspect ratio: the image is scaled so that its longer side (relative to
+            the model's input) fits, bilinear for the image and nearest for the mask, and the rest of
+            the input is padded, with the training split's mean pixel in the image and the ignore label
+            (255) in the mask, at the bottom and right; "fill" keeps the aspect ratio with the shorter
+            side fitting, so the scaled image covers the input and is cropped to its centre (predictions
+            are mapped back over the cropped-away borders by repeating their edge, and scored there);
+            "stretch" resizes both to the input size, aspect ratio lost.
+        normalization: "dataset": per-channel mean and standard deviation of the training split's
+            pixels (tf.Transform analyzers, padding excluded); "imagenet": ImageNet's constants (mean
+            123.675, 116.28, 103.53, std 58.395, 57.12, 57.375, for backbones trained on them);
+            "minus_one_to_one": (x - 127.5) / 127.5 (MobileNet's and Xception's); "none": pixels 0-255.
+    """
+
+    resize: str = "fit"
+    normalization: str = "dataset"
+
+    def validate(self) -> None:
+        require(self.resize in RESIZE_MODES, "resize", _one_of(RESIZE_MODES))
+        require(self.normalization in NORMALIZATIONS, "normalization", _one_of(NORMALIZATIONS))
+
+
 TRAINER_SECTIONS = ("model", "training")
 """The sections training depends on: the Trainer's `custom_config` (hence TFX's cache key) holds only these."""
 
@@ -431,7 +704,9 @@ class PipelineConfig(Config):
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    preprocessing: PreprocessingConfig = dataclasses.field(default_factory=PreprocessingConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 

@@ -28,12 +28,13 @@ import numpy as np
 MIOU = "miou"
 """The headline score, mean IoU; TFMA's blessing thresholds apply to the metric of this name."""
 
-SUMMARY_METRICS = (MIOU, "pixel_accuracy", "mean_dice", "hd", "hd95", "hd_pairs", "hd_one_empty")
+SUMMARY_METRICS = (MIOU, "pixel_accuracy", "mean_dice", "mean_volume_error", "hd", "hd95", "hd_pairs", "hd_one_empty")
 """Dataset-level scores: field (or :class:`HausdorffScores` field), ``to_dict`` key and TFMA metric name."""
 
 PER_CLASS_METRICS = {
     "iou": "per_class_iou",
     "dice": "per_class_dice",
+    "volume_error": "per_class_volume_error",
     "hd": "per_class_hd",
     "hd95": "per_class_hd95",
     "hd_pairs": "per_class_hd_pairs",
@@ -135,6 +136,12 @@ class EvaluationResult:
         pixel_accuracy: Fraction of evaluated pixels predicted correctly.
         mean_dice: Mean Dice over the same classes as ``miou``.
         per_class_dice: ``{class name: Dice, or None}``.
+        mean_volume_error: Mean of ``per_class_volume_error`` over the classes that have one; None when
+            no class has one or it was not computed (a result rebuilt from a confusion matrix alone).
+        per_class_volume_error: ``{class name: relative area error, or None}``: |A_pred - A_gt| / A_gt of
+            the class over each image's evaluated pixels, averaged over the images where the class is in
+            the ground truth (the "volume error" of medical segmentation, in 2-D); None where the class is
+            in no ground truth. Given as None, every class gets None.
         evaluated_pixels: Pixels counted (ignore-label pixels excluded); None when unknown (rebuilt
             from TFMA metrics).
         classes_in_mean: How many classes the means average; None when unknown.
@@ -152,6 +159,8 @@ class EvaluationResult:
     pixel_accuracy: float | None
     mean_dice: float | None
     per_class_dice: dict[str, float | None]
+    mean_volume_error: float | None = None
+    per_class_volume_error: dict[str, float | None] | None = None
     evaluated_pixels: int | None = None
     classes_in_mean: int | None = None
     hausdorff: HausdorffScores | None = None
@@ -164,6 +173,8 @@ class EvaluationResult:
     def __post_init__(self):
         class_names = tuple(str(name) for name in self.class_names)
         object.__setattr__(self, "class_names", class_names)
+        if self.per_class_volume_error is None:
+            object.__setattr__(self, "per_class_volume_error", {name: None for name in class_names})
         _copy_per_class_fields(self)
         for field_name, values in self._scores().items():
             if field_name in PER_CLASS_METRICS.values() and tuple(values) != class_names:

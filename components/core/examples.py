@@ -201,8 +201,12 @@ def to_tf_example(example: SegmentationExample) -> tf.train.Example:
 
 
 def serialize_example(example: SegmentationExample) -> bytes:
-    """Returns ``to_tf_example(example)`` serialised (what the TFRecord files hold)."""
-    return to_tf_example(example).SerializeToString()
+    """Returns ``to_tf_example(example)`` serialised (what the TFRecord files hold).
+
+    Deterministic (map entries sorted by key): the features map's order otherwise depends on the
+    process, so the same data ingested in two processes (or on two Beam runners) would give different bytes.
+    """
+    return to_tf_example(example).SerializeToString(deterministic=True)
 
 
 def _single_value(feature_map: Mapping[str, tf.train.Feature], name: str, kind: str):

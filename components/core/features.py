@@ -23,11 +23,17 @@ LABEL_FEATURES = (MASK_ENCODED, MASK_FORMAT, CLASSES_PRESENT)
 IMAGE = "image"
 MASK = "mask"
 SIZE_BUCKET = "size_bucket"  # for evaluation slices: the image's longer side, bucketed
+CONTENT_SIZE = "content_size"  # rows and columns of the model input the image covers (the rest is padding)
 # Constants of the transform graph, repeated for every example ([3] or [num_classes] floats each), so that
 # the Trainer reads what the analyzers computed instead of computing it again:
 NORMALIZATION_MEAN = "normalization_mean"  # image = (pixels - NORMALIZATION_MEAN) / NORMALIZATION_STD
 NORMALIZATION_STD = "normalization_std"
 PIXEL_MEAN = "pixel_mean"  # the training split's mean pixel (RGB, 0-255): what image padding is filled with
+CLASS_PIXEL_COUNTS = "class_pixel_counts"  # pixels of each class over the training split (255 excluded)
+CLASS_WEIGHTS = {  # class weights of each weighting (formulas in components.core.preprocessing)
+    "inverse_frequency": "class_weights_inverse_frequency",
+    "median_frequency": "class_weights_median_frequency",
+}
 
 # Serving outputs.
 PROBABILITIES = "probabilities"

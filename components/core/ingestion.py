@@ -14,6 +14,11 @@ Which pairs a split has comes first, from the dataset layouts in :mod:`component
 2. :func:`build_report` turns the per-split outcomes into the JSON-able ingestion report, whose counts
    reconcile: for every split, pairs listed = examples written + pairs quarantined.
 
+Symbolic links are followed wherever they lead (a linked image, mask or folder is read like any other);
+:func:`followed_links` says which files of a pair were reached through one, with their real path, and
+the report gathers them. A broken link is quarantined as such. The report also counts the ids listed in
+two splits (:func:`split_overlaps`).
+
 Masks are converted to training ids with the dataset's label map (VOC: class indices 0-20 kept, 255 =
 void kept as the ignore label; Cityscapes: raw label ids 0-33 mapped to the 19 training ids, everything
 else to the ignore label).
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
+import os
 from typing import Any, Iterable, Mapping, Sequence
 
 import cv2
@@ -36,6 +43,7 @@ from components.core.label_maps import LabelMap
 
 _IMAGE_MODES = frozenset({"RGB", "RGBA", "L", "P"})
 _MAX_VALUES_IN_MESSAGE = 10
+_MAX_EXAMPLES_IN_REPORT = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,8 @@ class SplitOutcome:
         listed: Number of pairs listed.
         written: Number of examples written.
         quarantined: One record per quarantined pair (see :func:`quarantine_record`).
+        ids: The ids listed, in listing order.
+        links: Files reached through a symbolic link (see :func:`followed_links`).
     """
 
     name: str
@@ -55,6 +65,8 @@ class SplitOutcome:
     listed: int
     written: int
     quarantined: tuple[Mapping[str, str], ...] = ()
+    ids: tuple[str, ...] = ()
+    links: tuple[Mapping[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -71,8 +83,10 @@ def _read_bytes(path: str, what: str, candidate: PairCandidate) -> bytes:
         with tf.io.gfile.GFile(path, "rb") as handle:
             return handle.read()
     except (FileNotFoundError, tf.errors.NotFoundError):
-        raise IngestionError(path, f"{what} file not found", split=candidate.split,
-                             example_id=candidate.example_id) from None
+        reason = f"{what} file not found"
+        if "://" not in path and os.path.islink(path):
+            reason = f"{what} file is a broken symbolic link (to {os.path.realpath(path)}, which does not exist)"
+        raise IngestionError(path, reason, split=candidate.split, example_id=candidate.example_id) from None
 
 
 def _open_image(data: bytes, path: str, what: str, candidate: PairCandidate) -> tuple[Image.Image, tuple[int, int]]:
@@ -229,6 +243,32 @@ def load_pair(candidate: PairCandidate, label_map: LabelMap) -> examples.Segment
 # The report
 # ---------------------------------------------------------------------------------------------------
 
+def followed_links(candidate: PairCandidate, root: str, real_root: str) -> list[dict[str, str]]:
+    """The files of a pair reached through a symbolic link (the file itself, or a folder below the root).
+
+    Symbolic links are followed, wherever they lead (datasets on shared storage are often linked in);
+    the report names each linked file with its real path. Remote paths (``gs://``...) have no links.
+
+    Args:
+        candidate: The pair.
+        root: The dataset root, as the pair's paths start with it.
+        real_root: ``os.path.realpath(root)``.
+
+    Returns:
+        ``[{"file", "real_path"}]`` for the image and the mask when linked; existing files only.
+    """
+    if not root or "://" in root:
+        return []
+    links = []
+    for path in (candidate.image_path, candidate.mask_path):
+        if not path or not os.path.exists(path):
+            continue
+        real_path = os.path.realpath(path)
+        if real_path != os.path.join(real_root, os.path.relpath(path, root)):
+            links.append({"file": path, "real_path": real_path})
+    return links
+
+
 def quarantine_record(error: IngestionError, candidate: PairCandidate) -> dict[str, str]:
     """The report entry of one quarantined pair: ``split``, ``id``, ``file`` (at fault) and ``reason``."""
     return {"split": candidate.split, "id": candidate.example_id, "file": error.path, "reason": error.reason}
@@ -258,9 +298,11 @@ def build_report(
     Returns:
         ``{"dataset", "dataset_root", "strict", "splits": {name: {"source", "listed", "written",
         "quarantined", "empty"}}, "skipped_splits": [{"split", "reason"}], "quarantine": [{"split", "id",
-        "file", "reason"}] (sorted by split order, then id), "warnings": [...], "totals": {"listed",
-        "written", "quarantined"}, "reconciled": bool}``. ``reconciled`` says whether, for every split,
-        listed = written + quarantined.
+        "file", "reason"}] (sorted by split order, then id), "warnings": [...], "overlaps": (see
+        :func:`split_overlaps`), "symbolic_links": {"policy": "followed", "dataset_real_root",
+        "linked_files", "examples": [{"file", "real_path"}]}, "totals": {"listed", "written",
+        "quarantined", "overlapping_ids"}, "reconciled": bool}``. ``reconciled`` says whether, for every
+        split, listed = written + quarantined.
     """
     splits: dict[str, dict[str, Any]] = {}
     quarantine: list[dict[str, str]] = []
@@ -284,6 +326,13 @@ def build_report(
             warnings.append(f"split {outcome.name!r} is empty: all {outcome.listed} listed pairs were quarantined")
     for skipped_split in skipped:
         warnings.append(f"split {skipped_split.name!r} skipped: {skipped_split.reason}")
+    overlaps = split_overlaps(outcomes)
+    for overlap in overlaps:
+        first, second = overlap["splits"]
+        shown = ", ".join(overlap["examples"]) + (", ..." if overlap["count"] > len(overlap["examples"]) else "")
+        warnings.append(f"{overlap['count']} id(s) listed in both split {first!r} and split {second!r} ({shown}): "
+                        "a model trained on one is scored on examples it has seen")
+    links = sorted({(link["file"], link["real_path"]) for outcome in outcomes for link in outcome.links})
     return {
         "dataset": datasets.dataset_name(dataset_format),
         "dataset_root": str(root),
@@ -292,10 +341,34 @@ def build_report(
         "skipped_splits": [{"split": item.name, "reason": item.reason} for item in skipped],
         "quarantine": quarantine,
         "warnings": warnings,
+        "overlaps": overlaps,
+        "symbolic_links": {
+            "policy": "followed",
+            "dataset_real_root": os.path.realpath(root) if "://" not in str(root) else str(root),
+            "linked_files": len(links),
+            "examples": [{"file": file, "real_path": real_path}
+                         for file, real_path in links[:_MAX_EXAMPLES_IN_REPORT]],
+        },
         "totals": {
             "listed": sum(outcome.listed for outcome in outcomes),
             "written": sum(outcome.written for outcome in outcomes),
             "quarantined": len(quarantine),
+            "overlapping_ids": sum(overlap["count"] for overlap in overlaps),
         },
         "reconciled": reconciled,
     }
+
+
+def split_overlaps(outcomes: Sequence[SplitOutcome]) -> list[dict[str, Any]]:
+    """The ids listed in two splits, for every pair of splits that share any.
+
+    Returns:
+        ``[{"splits": [first, second], "count": n, "examples": [the first ids, sorted]}]`` in split order.
+    """
+    overlaps = []
+    for first, second in itertools.combinations(outcomes, 2):
+        shared = sorted(set(first.ids) & set(second.ids))
+        if shared:
+            overlaps.append({"splits": [first.name, second.name], "count": len(shared),
+                             "examples": shared[:_MAX_EXAMPLES_IN_REPORT]})
+    return overlaps

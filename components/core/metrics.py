@@ -262,6 +262,39 @@ def scores_from_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> Eva
 # --------------------------------------------------------------------------------------------------
 
 
+class VolumeErrorAccumulator:
+    """Relative area ("volume") error per class: for each image and each class c in its ground truth,
+    ``|A_pred(c) - A_gt(c)| / A_gt(c)`` with the areas counted over the image's evaluated pixels (the
+    ignore label excluded), i.e. the column and row sums of the image's confusion matrix; averaged per
+    class over those images. Mergeable, like the confusion matrix."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = check_num_classes(num_classes)
+        self._sums = np.zeros(self.num_classes, dtype=np.float64)
+        self._images = np.zeros(self.num_classes, dtype=np.int64)
+
+    def add_image_matrix(self, image_matrix: np.ndarray) -> None:
+        """Adds one image, given its own confusion matrix (rows ground truth, columns prediction)."""
+        gt_areas, pred_areas = image_matrix.sum(axis=1), image_matrix.sum(axis=0)
+        present = gt_areas > 0
+        self._sums[present] += np.abs(pred_areas[present] - gt_areas[present]) / gt_areas[present]
+        self._images += present
+
+    def merge(self, other: VolumeErrorAccumulator) -> VolumeErrorAccumulator:
+        """Adds another accumulator's images into this one and returns ``self``."""
+        if other.num_classes != self.num_classes:
+            raise ValueError("cannot merge volume errors of different num_classes")
+        self._sums += other._sums
+        self._images += other._images
+        return self
+
+    def result(self, class_names: Sequence[str]) -> tuple[float | None, dict[str, float | None]]:
+        """(mean over the classes that have one, ``{class name: mean error or None}``)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = np.where(self._images > 0, self._sums / self._images, np.nan)
+        return _nan_mean(per_class), {str(name): _optional_float(value) for name, value in zip(class_names, per_class)}
+
+
 class SegmentationEvaluator:
     """Dataset-level evaluation: one confusion matrix plus (optionally) per-image Hausdorff distances.
 
@@ -289,6 +322,7 @@ class SegmentationEvaluator:
         """
         self.confusion = ConfusionMatrix(num_classes, ignore_label)
         self.hausdorff = HausdorffAccumulator(num_classes, ignore_label, spacing) if compute_hausdorff else None
+        self.volume_error = VolumeErrorAccumulator(num_classes)
 
     def add(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Adds one image's ground-truth and predicted class-id maps (validated once)."""
@@ -297,6 +331,7 @@ class SegmentationEvaluator:
         if self.hausdorff is not None:
             self.hausdorff.add_validated(gt, pred, valid, image_matrix.sum(axis=1), image_matrix.sum(axis=0))
         self.confusion.add_matrix(image_matrix)
+        self.volume_error.add_image_matrix(image_matrix)
 
     def merge(self, other: SegmentationEvaluator) -> SegmentationEvaluator:
         """Adds another evaluator's counts into this one and returns ``self``."""
@@ -305,12 +340,15 @@ class SegmentationEvaluator:
         self.confusion.merge(other.confusion)
         if self.hausdorff is not None:
             self.hausdorff.merge(other.hausdorff)
+        self.volume_error.merge(other.volume_error)
         return self
 
     def result(self, class_names: Sequence[str]) -> EvaluationResult:
         """:func:`scores_from_confusion` with :meth:`HausdorffAccumulator.result` as its ``hausdorff``
         (``None`` when the distances are not computed)."""
-        scores = self.confusion.scores(class_names)
+        mean_volume_error, per_class_volume_error = self.volume_error.result(class_names)
+        scores = dataclasses.replace(self.confusion.scores(class_names), mean_volume_error=mean_volume_error,
+                                     per_class_volume_error=per_class_volume_error)
         if self.hausdorff is None:
             return scores
         return dataclasses.replace(scores, hausdorff=self.hausdorff.result(class_names))
@@ -355,3 +393,27 @@ def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.minimum(positions.astype(np.intp), in_length - 1)
 
     return mask[np.ix_(source_indices(height, mask.shape[0]), source_indices(width, mask.shape[1]))]
+
+
+def prediction_at_image_size(prediction: np.ndarray, content_size, size: tuple[int, int]) -> np.ndarray:
+    """Maps a prediction made on the model's input back onto the image, as the serving signature does
+    (`components.core.preprocessing.input_indices_of_content`, the same rule in TensorFlow): the image was
+    scaled to `content_size` (rows, cols) and, where that exceeds the input, cropped to its centred window
+    ("fill"), else padded at the bottom and right ("fit"). The prediction is taken back to the scaled size
+    (its padding dropped, its edge pixels repeated over what the crop cut away) and resized to `size` with
+    `resize_nearest`.
+
+    Args:
+        prediction: 2-D class ids at the model's input size.
+        content_size: (rows, cols) the image was scaled to; None for the input size itself.
+        size: the image's (height, width), e.g. ``gt.shape``.
+    """
+    prediction = np.asarray(prediction)
+    if content_size is not None:
+        content = np.asarray(content_size, dtype=np.int64).reshape(-1)[:2]
+        input_size = np.asarray(prediction.shape[:2], dtype=np.int64)
+        offsets = np.maximum(content - input_size, 0) // 2
+        rows = np.clip(np.arange(content[0]) - offsets[0], 0, input_size[0] - 1)
+        cols = np.clip(np.arange(content[1]) - offsets[1], 0, input_size[1] - 1)
+        prediction = prediction[np.ix_(rows, cols)]
+    return resize_nearest(prediction, size)

@@ -44,6 +44,7 @@ TABLE_COLUMNS = (
     (CLASS_COLUMN, "class"),
     ("iou", "IoU"),
     ("dice", "Dice"),
+    ("volume_error", "area error"),
     ("hd95", "HD95 (px)"),
     ("hd_pairs", "HD pairs"),
     ("hd_one_empty", "one empty"),
@@ -55,6 +56,7 @@ OVERALL_SCORES = (
     ("miou", "mIoU"),
     ("pixel_accuracy", "pixel accuracy"),
     ("mean_dice", "mean Dice"),
+    ("mean_volume_error", "mean area error"),
     ("hd", "HD"),
     ("hd95", "HD95"),
 )
@@ -99,7 +101,7 @@ def per_class_table(result: Result, class_names: Sequence[str]) -> list[dict]:
         class_names: The classes, in the order of the rows.
 
     Returns:
-        Dicts with keys ``class``, ``iou``, ``dice``, ``hd95``, ``hd_pairs`` and ``hd_one_empty``
+        Dicts with keys ``class``, ``iou``, ``dice``, ``volume_error``, ``hd95``, ``hd_pairs`` and ``hd_one_empty``
         (see :data:`TABLE_COLUMNS`); a value is None when undefined or not computed.
 
     Raises:

@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import pathlib
+import shutil
 from typing import Callable, Mapping, Sequence
 
 import cv2
@@ -973,3 +975,51 @@ def write_dataset(
     if image_size is not None:
         options["image_size"] = tuple(image_size)
     return writer(out_dir, **options)
+
+
+COMPLETE_MARKER = "sample_data.json"
+"""Written last into a folder of :func:`write_dataset_once`: the settings and the writer's summary. A folder
+without it is an interrupted generation."""
+
+
+def dataset_folder_name(dataset_format: str, num_images: int | None = None,
+                        image_size: tuple[int, int] | None = None, seed: int = 0) -> str:
+    """The folder :func:`write_dataset_once` uses for these settings, e.g. ``pascal_voc-24-64x64-seed0``
+    (``default`` for a setting left to the writer)."""
+    size = f"{image_size[0]}x{image_size[1]}" if image_size is not None else "default"
+    images = num_images if num_images is not None else "default"
+    return f"{datasets.dataset_name(dataset_format)}-{images}-{size}-seed{seed}"
+
+
+def write_dataset_once(
+    dataset_format: str,
+    parent: str | pathlib.Path,
+    num_images: int | None = None,
+    image_size: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> tuple[dict, bool]:
+    """Writes the synthetic dataset of these settings under ``parent/<dataset_folder_name(...)>``, unless a
+    complete one is already there, which is left untouched (same bytes, same modification times, so a
+    pipeline that fingerprints its input files finds them unchanged).
+
+    An incomplete folder (no :data:`COMPLETE_MARKER`: a generation that was interrupted) is written again.
+
+    Returns:
+        (the writer's summary, whether it was written now).
+    """
+    folder = pathlib.Path(parent) / dataset_folder_name(dataset_format, num_images, image_size, seed)
+    marker = folder / COMPLETE_MARKER
+    settings = {"format": datasets.dataset_name(dataset_format), "num_images": num_images,
+                "image_size": list(image_size) if image_size is not None else None, "seed": seed}
+    if marker.is_file():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        if recorded.get("settings") == settings:
+            return {**recorded["summary"], "root": str(folder / recorded["root"])}, False
+    if folder.exists():
+        shutil.rmtree(folder)
+    summary = write_dataset(dataset_format, folder, num_images=num_images, image_size=image_size, seed=seed)
+    root = pathlib.Path(summary["root"]).resolve().relative_to(folder.resolve())
+    marker.write_text(json.dumps({"settings": settings, "root": str(root),
+                                  "summary": {key: value for key, value in summary.items() if key != "root"}},
+                                 indent=2, default=str) + "\n", encoding="utf-8")
+    return summary, True

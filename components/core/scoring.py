@@ -32,17 +32,25 @@ script (``{city}_{seq}_{frame}*.png`` anywhere under the results folder), made s
 ``_`` separator. Predictions that match no ground truth are counted (``unmatched_predictions``)
 and otherwise ignored.
 
+Symbolic links are followed, to files and folders at any depth (datasets and predictions on shared
+storage are often linked in); files reached through one are logged with their real path.
+
 Errors (:class:`ScoringError`, a ``ValueError`` whose message starts with the file at fault): a
 ground-truth file without a prediction, two predictions for one ground truth, two ground-truth files
-with the same key, a file that is not a readable single-channel PNG, a prediction whose size differs
-from its ground truth (nothing is resized), and an id outside the classes (or, in ground truth, the
-ignore label).
+with the same key, a file that is not a readable single-channel PNG, and an id outside the classes
+(or, in ground truth, the ignore label).
+
+Sizes: scores are computed at the ground truth's resolution. A prediction of another size (a model run
+at its own input size) is resized to it with nearest neighbour on class ids, as mmsegmentation and the
+pipeline's Evaluator do (:func:`~components.core.metrics.resize_nearest`: half-pixel centres, the
+convention of ``tf.image.resize(method="nearest")``); how many were resized is logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pathlib
 from typing import Container, Iterable
 
@@ -53,7 +61,7 @@ from components.core import datasets
 from components.core.class_maps import InvalidClassMapError
 from components.core.datasets import cityscapes
 from components.core.label_maps import IGNORE_LABEL, NO_ID, LabelMap, load_label_map
-from components.core.metrics import SegmentationEvaluator
+from components.core.metrics import SegmentationEvaluator, resize_nearest
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +141,30 @@ def _existing_folder(path: str | pathlib.Path, role: str) -> pathlib.Path:
 
 
 def _pngs(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
-    """The ``*.png`` files (any case) in ``folder``, optionally at any depth, sorted."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(path for path in candidates if path.suffix.lower() == ".png" and path.is_file())
+    """The ``*.png`` files (any case) in ``folder``, optionally at any depth, sorted.
+
+    Symbolic links are followed, to files and to folders (each real folder is read once, so a link
+    loop ends); files reached through a link are logged with their real path.
+    """
+    if recursive:
+        candidates, seen = [], set()
+        for directory, subdirectories, names in os.walk(folder, followlinks=True):
+            real_directory = os.path.realpath(directory)
+            if real_directory in seen:
+                subdirectories[:] = []
+                continue
+            seen.add(real_directory)
+            candidates += [pathlib.Path(directory, name) for name in names]
+    else:
+        candidates = list(folder.iterdir())
+    pngs = sorted(path for path in candidates if path.suffix.lower() == ".png" and path.is_file())
+    real_folder = os.path.realpath(folder)
+    linked = [(path, real) for path in pngs
+              if (real := os.path.realpath(path)) != os.path.join(real_folder, os.path.relpath(path, folder))]
+    if linked:
+        logger.info("%s: %d file(s) reached through symbolic links, followed (e.g. %s -> %s)",
+                    folder, len(linked), *linked[0])
+    return pngs
 
 
 def _ground_truth_files(gt_dir: str | pathlib.Path, fmt: str) -> dict[str, pathlib.Path]:
@@ -308,20 +337,25 @@ def _classes(fmt: str, num_classes: int | None) -> tuple[LabelMap | None, list[s
     return label_map, list(label_map.class_names), label_map.ignore_label
 
 
-def _score_pair(evaluator: SegmentationEvaluator, pair: ScoringPair, gt: np.ndarray, pred: np.ndarray) -> None:
-    """Adds one pair to the evaluator, turning its errors into ScoringErrors that name the file at fault."""
-    if pred.shape != gt.shape:
-        raise ScoringError(
-            pair.pred_path,
-            f"size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth's "
-            f"{gt.shape[1]}x{gt.shape[0]} ({pair.gt_path}); predictions are not resized",
-        )
+def _score_pair(evaluator: SegmentationEvaluator, pair: ScoringPair, gt: np.ndarray, pred: np.ndarray) -> bool:
+    """Adds one pair to the evaluator, turning its errors into ScoringErrors that name the file at fault.
+
+    A prediction of another size is first resized to the ground truth's with nearest neighbour on class
+    ids (:func:`~components.core.metrics.resize_nearest`, as the pipeline's Evaluator does).
+
+    Returns:
+        Whether the prediction was resized.
+    """
+    resized = pred.shape != gt.shape
+    if resized:
+        pred = resize_nearest(pred, gt.shape)
     try:
         evaluator.add(gt, pred)
     except InvalidClassMapError as error:
         at_fault = pair.pred_path if error.side == "pred" else pair.gt_path
         other = pair.gt_path if at_fault == pair.pred_path else pair.pred_path
         raise ScoringError(at_fault, f"{error} (paired with {other})") from None
+    return resized
 
 
 def score_folders(
@@ -357,8 +391,8 @@ def score_folders(
         prediction, as lists of ints).
 
     Raises:
-        ScoringError: On a missing, ambiguous, unreadable, wrongly sized or out-of-range file (the
-            message starts with the file at fault).
+        ScoringError: On a missing, ambiguous, unreadable or out-of-range file (the message starts with
+            the file at fault).
         ValueError: If ``fmt`` is unknown or ``num_classes`` is missing or inconsistent.
     """
     fmt = _check_format(fmt)
@@ -371,10 +405,15 @@ def score_folders(
                        " ..." if len(listing.unmatched_predictions) > _MAX_UNMATCHED_IN_LOG else "")
 
     evaluator = SegmentationEvaluator(len(class_names), ignore_label=ignore_label, compute_hausdorff=hausdorff)
+    resized = []
     for pair in listing.pairs:
         gt = _read_ground_truth(pair.gt_path, fmt, label_map)
         pred = read_png(pair.pred_path)
-        _score_pair(evaluator, pair, gt, pred)
+        if _score_pair(evaluator, pair, gt, pred):
+            resized.append(pair.pred_path)
+    if resized:
+        logger.info("%d prediction(s) resized to their ground truth's size with nearest neighbour (e.g. %s)",
+                    len(resized), resized[0])
 
     result = dataclasses.replace(evaluator.result(class_names), format=fmt, num_images=len(listing.pairs),
                                  unmatched_predictions=len(listing.unmatched_predictions))

@@ -1,6 +1,6 @@
 """Builds the TFMA `EvalConfig` of the pipeline's Evaluator and reads its results back.
 
-The candidate (and the last blessed baseline) is run through its `serving_default` signature on
+The candidate (and the last blessed baseline) is run through its `serve_examples` signature on
 serialized examples; `SegmentationMetrics` scores its `class_ids` against each example's own mask at
 the original resolution. Slices: overall, by dataset, split, Cityscapes city, class present, and the
 image-size bucket (a feature derived by the model's `slice_features` signature). Blessing needs
@@ -13,6 +13,7 @@ import json
 
 import tensorflow_model_analysis as tfma
 
+from components import artifacts
 from components.core import datasets, features
 from components.core.evaluation_result import MIOU
 
@@ -41,8 +42,24 @@ def build_eval_config(label_map: str, miou_threshold: float, miou_max_drop: floa
                           threshold=blessing_threshold),
     ]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default",
-                                    preprocessing_function_names=["slice_features"])],
+        model_specs=[tfma.ModelSpec(signature_name=artifacts.SERVE_EXAMPLES,
+                                    preprocessing_function_names=[artifacts.SLICE_FEATURES])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[name])
                                               for name in slice_features(label_map)],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+
+
+def set_miou_threshold(eval_config: tfma.EvalConfig, miou_threshold: float) -> tfma.EvalConfig:
+    """`eval_config` (changed in place and returned) with the lower bound of its mIoU value threshold
+    (the blessing's) set to `miou_threshold`.
+
+    Raises:
+        ValueError: `eval_config` has no mIoU metric with a value threshold (not `build_eval_config`'s).
+    """
+    thresholds = [metric.threshold.value_threshold for spec in eval_config.metrics_specs for metric in spec.metrics
+                  if metric.class_name == "SegmentationMetrics" and metric.threshold.HasField("value_threshold")]
+    if not thresholds:
+        raise ValueError("the eval config has no SegmentationMetrics value threshold to set the mIoU threshold of")
+    for threshold in thresholds:
+        threshold.lower_bound.value = miou_threshold
+    return eval_config

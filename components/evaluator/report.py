@@ -17,12 +17,12 @@ from PIL import Image
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.artifacts import SegmentationReport
+from components.artifacts import SERVE_EXAMPLES, SERVING_MODEL_DIR, SegmentationReport
 from components.core import features
 from components.core.evaluation_result import EvaluationResult
 from components.core.examples import decode_mask_png, parsing_feature_spec
 from components.core.label_maps import LabelMap, load_label_map
-from components.core.metrics import resize_nearest
+from components.core.metrics import prediction_at_image_size
 from components.core.preprocessing import size_bucket
 from components.core.reports import write_evaluation_report, write_overlay
 from components.evaluation_reader import load_metrics_by_slice
@@ -67,13 +67,14 @@ def select_examples(files: list[str], label_map: LabelMap, per_slice: int) -> It
 def write_overlays(files: list[str], model_dir: str, label_map: LabelMap, out_dir: str, per_slice: int) -> int:
     """Predicts the selected examples and writes their overlay panels; returns how many were written."""
     model = tf.saved_model.load(model_dir)
-    serve = model.signatures["serving_default"]
+    serve = model.signatures[SERVE_EXAMPLES]
     written = 0
     for serialized, parsed, folders in select_examples(files, label_map, per_slice):
         image = np.asarray(Image.open(io.BytesIO(parsed[features.IMAGE_ENCODED].numpy())).convert("RGB"))
         ground_truth = decode_mask_png(parsed[features.MASK_ENCODED].numpy())
-        prediction = serve(examples=tf.reshape(serialized, [1]))[features.CLASS_IDS].numpy()[0]
-        prediction = resize_nearest(prediction.astype(np.uint8), ground_truth.shape)
+        served = serve(examples=tf.reshape(serialized, [1]))
+        prediction = prediction_at_image_size(served[features.CLASS_IDS].numpy()[0].astype(np.uint8),
+                                              served[features.CONTENT_SIZE].numpy()[0], ground_truth.shape)
         name = re.sub(r"[^\w.-]", "_", parsed[features.IMAGE_ID].numpy().decode()) + ".png"
         for folder in folders:
             write_overlay(image, ground_truth, prediction, label_map,
@@ -96,6 +97,6 @@ def EvaluationReport(
     labels = load_label_map(label_map)
     overall = load_metrics_by_slice(evaluation.uri).get((), {})
     write_evaluation_report(EvaluationResult.from_metrics(overall, labels.class_names), labels.class_names, report.uri)
-    count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, "Format-Serving"),
+    count = write_overlays(split_files(examples.uri, eval_split), os.path.join(model.uri, SERVING_MODEL_DIR),
                            labels, report.uri, overlays_per_slice)
     report.set_int_custom_property("overlays", count)

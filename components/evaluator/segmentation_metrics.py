@@ -3,8 +3,10 @@
 `SegmentationMetrics` is a `tfma.metrics.Metric` whose combiner feeds each example into the
 framework-free `components.core.metrics.SegmentationEvaluator`:
 - the ground truth is the example's own class-mask PNG (raw feature, original resolution);
-- the prediction is the model's `class_ids` output, resized back to that resolution with nearest
-  neighbour (`resize_nearest`), so scores do not depend on the model's input size.
+- the prediction is the model's `class_ids` output, cropped to the part that shows the image (its
+  `content_size` output: the transform's aspect-keeping resize pads the rest) and resized back to that
+  resolution with nearest neighbour (`prediction_at_image_size`), so scores do not depend on the
+  model's input size.
 
 It reports, for each model (candidate and baseline) and slice, the flat metrics of
 `EvaluationResult.to_metrics` (names in `components.core.evaluation_result`): mIoU under the metric's
@@ -28,7 +30,7 @@ from components.core import features
 from components.core.evaluation_result import MIOU, SUMMARY_METRICS
 from components.core.examples import decode_mask_png
 from components.core.label_maps import load_label_map
-from components.core.metrics import SegmentationEvaluator, resize_nearest
+from components.core.metrics import SegmentationEvaluator, prediction_at_image_size
 from components.log_setup import quiet_beam_worker
 
 
@@ -68,10 +70,13 @@ class OriginalResolutionPreprocessor(metric_types.Preprocessor):
         extracts = util.StandardExtracts(extracts)
         ground_truth = decode_mask_png(_single_bytes(extracts.get_features()[features.MASK_ENCODED]))
         prediction = extracts.get_predictions(self._model_name)
+        content_size = None
         if isinstance(prediction, dict):
+            content_size = prediction.get(features.CONTENT_SIZE)
             prediction = prediction[features.CLASS_IDS]
         prediction = np.asarray(prediction)
-        prediction = resize_nearest(prediction.reshape(prediction.shape[-2:]), ground_truth.shape)
+        prediction = prediction_at_image_size(prediction.reshape(prediction.shape[-2:]), content_size,
+                                              ground_truth.shape)
         scores = new_evaluator(self._label_map, self._hausdorff)
         scores.add(ground_truth, prediction)
         yield metric_types.StandardMetricInputs({EXAMPLE_SCORES_KEY: scores})

@@ -25,7 +25,8 @@ which is not inspected when the pipeline is built) an edited VOC list: run with 
 (``enable_cache=False``, as ``segpipe run`` can) after such changes.
 
 Local dataset folders are checked when the component is built (layout, list files, split folders),
-so a wrong path fails at once; remote ones (``gs://``...) are checked by the executor before Beam runs.
+so a wrong path fails at once; remote ones (``gs://``...) and a runtime parameter (a compiled Kubeflow
+pipeline's data root, known only when the run starts) are checked by the executor before Beam runs.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from typing import Sequence
 
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
+from tfx.orchestration import data_types
 from tfx.proto import example_gen_pb2
 
 from components.core import datasets
 from components.core.datasets import files
+from components.core.datasets.splits import IngestionError, empty_split_reason
 from components.example_gen import executor
 
 logger = logging.getLogger(__name__)
@@ -69,21 +72,25 @@ class SegmentationExampleGen(FileBasedExampleGen):
 
     def __init__(
         self,
-        input_base: str,
+        input_base: str | data_types.RuntimeParameter,
         dataset_format: str,
         splits: Sequence[str] = ("train", "val"),
         strict: bool = False,
+        require_examples: bool = False,
     ):
         """Builds the component.
 
         Args:
             input_base: VOC: the folder holding ``VOCdevkit``, ``VOCdevkit`` itself or ``VOC2012``.
-                Cityscapes: the folder holding ``leftImg8bit`` and ``gtFine``.
+                Cityscapes: the folder holding ``leftImg8bit`` and ``gtFine``. Or a str ``RuntimeParameter``
+                (a compiled pipeline's input), checked by the executor as a remote folder is.
             dataset_format: ``voc`` (or ``pascal_voc``) or ``cityscapes``.
             splits: Splits to ingest: VOC list names (``train``, ``val``, ``trainval``, ``train_aug``)
                 or Cityscapes folders (``train``, ``val``).
             strict: Fail on the first bad pair (an ``IngestionError`` naming file and reason) instead of
                 quarantining it in the report; an empty split fails too.
+            require_examples: Fail when a split lists nothing (at once, for a local folder) or yields no
+                example (when the executor has run), so that a pipeline never trains or evaluates on nothing.
 
         Raises:
             IngestionError: For a local ``input_base`` not in the layout, or a missing list file or split
@@ -97,15 +104,19 @@ class SegmentationExampleGen(FileBasedExampleGen):
         if not kept:
             raise ValueError(f"no split left to ingest (requested: {list(splits)})")
 
-        input_base = str(input_base)
         list_digests: dict[str, str] = {}
-        if _is_remote(input_base):
-            logger.info("SegmentationExampleGen: %s is remote; it is taken to be the dataset root "
-                        "(VOC: the VOC2012 folder) and checked when the executor runs", input_base)
+        if isinstance(input_base, data_types.RuntimeParameter):
             root = input_base
+        elif _is_remote(str(input_base)):
+            root = str(input_base)
+            logger.info("SegmentationExampleGen: %s is remote; it is taken to be the dataset root "
+                        "(VOC: the VOC2012 folder) and checked when the executor runs", root)
         else:
-            root = datasets.resolve_dataset_root(dataset, input_base)
+            root = datasets.resolve_dataset_root(dataset, str(input_base))
             plans = [datasets.plan_split(dataset, root, split, strict=strict) for split in kept]
+            for plan in plans:
+                if require_examples and not plan.listed:
+                    raise IngestionError(plan.source, empty_split_reason(plan.name, plan.source))
             if datasets.layout_of(dataset).SPLITS_LISTED_IN_FILES:
                 list_digests = {plan.name: files.file_digest(plan.source) for plan in plans}
 
@@ -113,7 +124,7 @@ class SegmentationExampleGen(FileBasedExampleGen):
         self.dataset_root = root
         self.split_names = tuple(kept)
         self.skipped_splits = tuple(skipped)
-        options = executor.IngestionOptions(dataset, strict, tuple(skipped), list_digests)
+        options = executor.IngestionOptions(dataset, strict, tuple(skipped), list_digests, require_examples)
         super().__init__(
             input_base=root,
             input_config=example_gen_pb2.Input(splits=[

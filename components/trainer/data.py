@@ -1,25 +1,33 @@
 """The Trainer's input pipeline: raw examples -> tf.Transform graph -> (augmented) (image, mask) batches.
 
 The Trainer reads the raw ingested examples (Transform runs with `materialize=False`) and applies the
-transform graph here, so the same graph is embedded in the exported model. Training batches are
-shuffled, repeated and augmented; evaluation batches never are.
+transform graph here, so the same graph is embedded in the exported model. Evaluation batches are the
+graph's output, in order, never augmented. Training examples are shuffled, repeated and augmented anew
+every epoch (`components.core.augmentation`): the graph's normalised images are turned back into pixels
+with the graph's own constants (`normalization_mean`, `normalization_std`), augmented one example at a
+time in parallel (padding with the graph's `pixel_mean`), batched, mixed by CutMix, and normalised again.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from components.core import augmentation as augmentation_ops
 from components.core import features
 from components.core.config import AugmentationConfig
+
+_CUTMIX_STREAM = 1
+"""Folded into the first example's seed of a batch to give the batch's CutMix seed."""
 
 
 def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
                  transform_output: tft.TFTransformOutput, batch_size: int,
                  augmentation: AugmentationConfig | None = None, seed: int | None = None,
-                 shuffle_buffer: int = 1000) -> tf.data.Dataset:
+                 shuffle_buffer: int = 1000, image_size: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Reads raw examples, applies the transform graph and yields (image, mask) batches.
 
     Args:
@@ -29,58 +37,112 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         batch_size: global batch size.
         augmentation: for training data: shuffle, repeat and augment as configured; None for
             evaluation data (read in order, repeated so that every epoch can take its batches).
-        seed: seed of shuffling and augmentation (None: different each run).
+        seed: seed of shuffling and augmentation; None: different each run (and nothing repeats).
         shuffle_buffer: serialized examples shuffled together (training data only).
+        image_size: (height, width) of training images, the model's input size (the random crop's size);
+            needed with `augmentation`.
+
+    Raises:
+        ValueError: `augmentation` without `image_size`.
     """
     training = augmentation is not None
+    # Shards are read interleaved and examples decoded and mapped in parallel (AUTOTUNE); order is kept
+    # only when it matters: evaluation data, and training data of a seeded (repeatable) run.
+    deterministic = not training or seed is not None
+    if training and image_size is None:
+        raise ValueError("make_dataset needs the model's image_size to augment training data")
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=training, num_epochs=None,
-                                       shuffle_buffer_size=shuffle_buffer, shuffle_seed=seed if training else None),
+                                       shuffle_buffer_size=shuffle_buffer, shuffle_seed=seed if training else None,
+                                       sloppy_ordering=not deterministic),
         transform_output.raw_metadata.schema)
     transform_layer = transform_output.transform_features_layer()
 
-    def to_pair(raw):
-        transformed = transform_layer(raw)
-        return transformed[features.IMAGE], transformed[features.MASK]
-
-    dataset = dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        dataset = augment(dataset, augmentation, seed)
+        dataset = dataset.map(lambda raw: to_pixels(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = augment(dataset.unbatch(), augmentation, tuple(image_size), batch_size, seed)
+    else:
+        dataset = dataset.map(lambda raw: _pair(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
     # Under MultiWorkerMirroredStrategy, tf.data shards by file by default: a split with fewer files than
     # workers leaves a worker without data. Sharding by element works whatever the file count.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = deterministic
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def augment(dataset: tf.data.Dataset, config: AugmentationConfig, seed: int | None = None) -> tf.data.Dataset:
-    """Applies the configured augmentations to a dataset of (images, masks) batches.
+def _pair(transformed):
+    return transformed[features.IMAGE], transformed[features.MASK]
 
-    Every batch draws its randomness from its own stateless seed, taken in order from a seeded stream
-    (`tf.data.Dataset.random(seed)`), so a fixed `seed` repeats the same augmentations whatever
-    the parallelism of the map; `seed` None gives different ones each run.
+
+def to_pixels(transformed) -> dict[str, tf.Tensor]:
+    """The transform graph's output for a batch -> pixels (RGB, 0-255), mask and the constants to normalise again.
+
+    Returns:
+        `image` float32 [B, H, W, 3] = normalised image * `normalization_std` + `normalization_mean`;
+        `mask`; and the per-example constants `normalization_mean`, `normalization_std`, `pixel_mean` ([B, 3]).
     """
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-
-    def augment_batch(batch, seed):
-        images, masks = batch
-        if config.horizontal_flip:
-            images, masks = random_horizontal_flip(images, masks, seed)
-        return images, masks
-
-    return tf.data.Dataset.zip((dataset, seeds)).map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    mean = tf.cast(transformed[features.NORMALIZATION_MEAN], tf.float32)
+    std = tf.cast(transformed[features.NORMALIZATION_STD], tf.float32)
+    return {features.IMAGE: transformed[features.IMAGE] * std[:, None, None, :] + mean[:, None, None, :],
+            features.MASK: transformed[features.MASK],
+            features.NORMALIZATION_MEAN: mean, features.NORMALIZATION_STD: std,
+            features.PIXEL_MEAN: tf.cast(transformed[features.PIXEL_MEAN], tf.float32)}
 
 
-def random_horizontal_flip(images, masks, seed):
-    """Flips each (image, mask) pair of a batch left-right with probability 1/2, both alike.
+def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: tuple[int, int],
+            batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+    """Augments single examples in pixel space and batches them into normalised (images, masks).
+
+    Every example draws its randomness from its own stateless seed, taken in order from a seeded stream
+    (`tf.data.Dataset.random(seed)`), so a fixed `seed` repeats the same augmentations whatever the
+    parallelism of the map; `seed` None gives different ones each run. A batch's CutMix seed is folded
+    from its first example's.
 
     Args:
-        images: [B, H, W, C].
-        masks: [B, H, W].
-        seed: stateless seed, an int64 tensor of shape [2]: the same seed gives the same flips.
+        examples: dicts of one example each, as `to_pixels` gives them (unbatched).
+        config: the augmentations.
+        image_size: (height, width) of the output images.
+        batch_size: examples per batch (the last, partial batch of a finite dataset is dropped).
+        seed: the stream's seed.
+
+    Returns:
+        (images float32 [B, H, W, 3] normalised with the graph's constants, masks int64 [B, H, W]).
     """
-    flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed) < 0.5
-    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    masks = tf.where(flip[:, None, None], tf.reverse(masks, axis=[2]), masks)
-    return images, masks
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+
+    def augment_one(example, example_seed):
+        image, mask = augmentation_ops.augment_example(
+            example[features.IMAGE], example[features.MASK], example[features.PIXEL_MEAN], example_seed,
+            config, image_size)
+        return (image, mask, example[features.NORMALIZATION_MEAN], example[features.NORMALIZATION_STD],
+                example_seed)
+
+    def finish_batch(images, masks, mean, std, example_seeds):
+        if config.cutmix.enabled:
+            batch_seed = tf.random.experimental.stateless_fold_in(example_seeds[0], _CUTMIX_STREAM)
+            images, masks = augmentation_ops.cutmix(images, masks, batch_seed, config.cutmix.probability)
+        return (images - mean[:, None, None, :]) / std[:, None, None, :], masks
+
+    return (tf.data.Dataset.zip((examples, seeds))
+            .map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size, drop_remainder=True)
+            .map(finish_batch, num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def read_transform_constants(file_pattern, data_accessor: tfx.components.DataAccessor,
+                             transform_output: tft.TFTransformOutput) -> dict[str, np.ndarray]:
+    """The transform graph's per-dataset constants (what its analyzers computed over the training split):
+    normalisation, mean pixel, class pixel counts and class weights, keyed by feature name.
+
+    The transform repeats them in every example; this reads them from one example of `file_pattern`.
+    Only the constants the graph has are returned (a graph written by an older preprocessing has fewer).
+    """
+    names = [features.NORMALIZATION_MEAN, features.NORMALIZATION_STD, features.PIXEL_MEAN,
+             features.CLASS_PIXEL_COUNTS, *features.CLASS_WEIGHTS.values()]
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern, tfxio.TensorFlowDatasetOptions(batch_size=1, shuffle=False, num_epochs=1),
+        transform_output.raw_metadata.schema)
+    transformed = transform_output.transform_features_layer()(next(iter(dataset)))
+    return {name: transformed[name].numpy()[0] for name in names if name in transformed}

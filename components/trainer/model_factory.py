@@ -7,13 +7,17 @@ default the configured batch) and scaled linearly to the actual global batch (Go
 
 from __future__ import annotations
 
+import numpy as np
 import tf_keras as keras
 from tensorflow.python.autograph.core import config as autograph_config
 
+from components.core import features
 from components.core.config import OptimizerConfig, PipelineConfig
+from components.core.hyperparams import ConfigError
 from components.core.keras_metrics import SegmentationMeanIoU
 from components.core.label_maps import LabelMap
 from components.core import losses
+from components.core.gradient_accumulation import with_gradient_accumulation
 from components.core.models.builder import build_model
 from components.core.schedules import WarmupSchedule
 
@@ -55,27 +59,52 @@ def build_optimizer(config: PipelineConfig, total_steps: int, global_batch_size:
     return keras.optimizers.Adam(learning_rate)
 
 
-def build_loss(config: PipelineConfig, label_map: LabelMap) -> keras.losses.Loss:
-    """The configured loss; pixels labelled with the label map's ignore label never count."""
+def class_weights_of(config: PipelineConfig, transform_constants: dict[str, np.ndarray],
+                     label_map: LabelMap) -> np.ndarray | None:
+    """The class weights `training.loss.class_weights` asks for, as the transform's analyzers computed them
+    (`transform_constants`, see `data.read_transform_constants`); None when the loss is not class-weighted.
+
+    Raises:
+        ConfigError: naming the key, when the transform output has no such statistics or they are empty.
+    """
+    weighting = config.training.loss.class_weights
+    if weighting == "none":
+        return None
+    key = "'training.loss.class_weights'"
+    name = features.CLASS_WEIGHTS[weighting]
+    if name not in transform_constants:
+        raise ConfigError(f"{key} {weighting!r} needs the class statistics of the transform output, "
+                          f"which has no {name!r} feature (a transform graph of an older preprocessing_fn?)")
+    weights = np.asarray(transform_constants[name], np.float32)
+    if weights.shape != (label_map.num_classes,) or not np.any(weights > 0):
+        raise ConfigError(f"{key} {weighting!r}: the training split has no labelled pixel to weigh "
+                          f"(class weights {weights.tolist()})")
+    return weights
+
+
+def build_loss(config: PipelineConfig, label_map: LabelMap, class_weights: np.ndarray | None = None) -> keras.losses.Loss:
+    """The configured loss (`class_weights` from `class_weights_of`); the label map's ignore label never counts."""
     loss = config.training.loss
     return losses.build_loss(loss.name, label_map.ignore_label, dice_weight=loss.dice_weight,
-                             boundary_weight=loss.boundary_weight, boundary_width=loss.boundary_width)
+                             boundary_weight=loss.boundary_weight, boundary_width=loss.boundary_width,
+                             class_weights=class_weights)
 
 
 def build_compiled_model(config: PipelineConfig, label_map: LabelMap, total_steps: int,
-                         global_batch_size: int) -> keras.Model:
+                         global_batch_size: int, class_weights: np.ndarray | None = None) -> keras.Model:
     """Builds and compiles the configured network (call inside the strategy scope)."""
     keep_autograph_off_tf_keras()
     previous_policy = keras.mixed_precision.global_policy()
     if config.training.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")  # the layers keep it once built
     try:
-        model = build_model(config.model, label_map.num_classes)
+        model = with_gradient_accumulation(build_model(config.model, label_map.num_classes),
+                                           config.training.gradient_accumulation_steps)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
     model.compile(optimizer=build_optimizer(config, total_steps, global_batch_size),
-                  loss=build_loss(config, label_map),
+                  loss=build_loss(config, label_map, class_weights),
                   metrics=[SegmentationMeanIoU(label_map.num_classes, ignore_class=label_map.ignore_label)],
                   jit_compile=config.training.jit_compile)
     return model

@@ -60,13 +60,27 @@ def worker_export_dir(export_dir: str) -> str:
     return os.path.join(os.path.dirname(export_dir.rstrip("/")), f".{kind}-{index}-export")
 
 
-def check_global_batch(batch_size: int, replicas: int) -> int:
-    """Returns `batch_size` when it splits evenly across `replicas`.
+def check_global_batch(batch_size: int, replicas: int, accumulation_steps: int = 1) -> int:
+    """Returns `batch_size` when it splits evenly across `replicas`, and each replica's share into
+    `accumulation_steps` micro-batches.
 
     Raises:
-        ConfigError: naming `training.batch_size`, when it is smaller than or not a multiple of the replicas.
+        ConfigError: naming `training.batch_size`, when it is smaller than or not a multiple of the replicas
+            times the accumulation steps.
     """
     if batch_size < replicas or batch_size % replicas:
         raise ConfigError(f"'training.batch_size' {batch_size} must be a multiple of the {replicas} replicas "
                           "(the global batch is split evenly across them)")
+    if (batch_size // replicas) % accumulation_steps:
+        raise ConfigError(f"'training.batch_size' {batch_size} must be a multiple of the {replicas} replicas times "
+                          f"training.gradient_accumulation_steps {accumulation_steps} (each replica's batch is "
+                          "split into that many micro-batches)")
     return batch_size
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns on every worker only once all of them have called it (a one-value all-reduce across the
+    cluster): e.g. after `fit`, so that no worker reads what the chief writes at the end of its last
+    epoch before the chief has written it. Immediate on one machine."""
+    if is_multi_worker():
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)

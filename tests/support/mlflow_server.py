@@ -50,9 +50,14 @@ def mlflow_server(workdir: Path, timeout_s: float = 120.0):
             time.sleep(0.5)
         yield uri
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 20) -> None:
+    """Terminates a server process a test started, and kills it if it has not ended within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()

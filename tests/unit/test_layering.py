@@ -12,8 +12,8 @@ import pathlib
 import pytest
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
-ADAPTERS = ("example_gen", "transform", "trainer", "evaluator", "tracking")
-SHARED = ("artifacts", "beam_options", "evaluation_reader", "log_setup")
+ADAPTERS = ("example_gen", "transform", "trainer", "evaluator", "tracking", "tflite_export", "pusher")
+SHARED = ("artifacts", "beam_options", "dask_cluster", "evaluation_reader", "log_setup")
 
 
 def _module_name(path: pathlib.Path) -> str:

@@ -13,9 +13,13 @@
 
   1. :func:`resolve_dataset_root` finds the dataset root in the folder a user names, or fails with an
      :class:`IngestionError` saying which layout was expected (and which one the folder has).
-  2. :func:`partition_splits` sets aside the splits never ingested (Cityscapes ``test``).
+  2. :func:`partition_splits` sets aside the splits never ingested (Cityscapes ``test``); when no split
+     is named, :func:`default_splits` picks those of :data:`DEFAULT_SPLITS` the dataset has.
   3. :func:`plan_split` lists one split's pairs (ids and paths, no pixels); problems visible in the
      listing are attached to the pairs, a missing list file or split folder is an immediate error.
+
+:func:`check_run_splits` is what a pipeline run checks before it starts: the root, and a training and an
+evaluation split that exist and list pairs.
 
 Reading and validating the pairs, quarantine and the ingestion report are
 :mod:`components.core.ingestion`; the Beam pipeline around them is :mod:`components.example_gen.ingest`.
@@ -26,6 +30,7 @@ To add a layout, write a module providing what :class:`DatasetLayout` lists and 
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Mapping, Protocol, Sequence
 
@@ -34,6 +39,7 @@ from components.core.datasets.splits import (
     IngestionError,
     SkippedSplit,
     SplitPlan,
+    available,
     check_split_name,
     empty_split_reason,
 )
@@ -57,6 +63,10 @@ class DatasetLayout(Protocol):
 
     def find_root(self, data_dir: str) -> str | None: ...
 
+    def partial_root_problem(self, data_dir: str) -> tuple[str, str] | None: ...
+
+    def available_splits(self, root: str) -> list[str]: ...
+
     def split_source(self, root: str, split: str) -> str: ...
 
     def plan_split(self, root: str, split: str) -> SplitPlan: ...
@@ -68,6 +78,9 @@ class DatasetLayout(Protocol):
 
 LAYOUTS: tuple[DatasetLayout, ...] = (voc, cityscapes)
 """Every layout segpipe reads."""
+
+DEFAULT_SPLITS = ("train", "val")
+"""The splits ingested when none are named: those of them the dataset has (:func:`default_splits`)."""
 
 FORMATS = tuple(layout.FORMATS[0] for layout in LAYOUTS)
 """The format names the command line offers, one per layout: ``("voc", "cityscapes")``."""
@@ -123,8 +136,9 @@ def resolve_dataset_root(dataset_format: str, data_dir: str) -> str:
         The dataset root.
 
     Raises:
-        IngestionError: If the folder does not exist or is not in the expected layout (the message says
-            what was expected, and which layout the folder has if it is another one).
+        IngestionError: If the folder does not exist or is not in the expected layout (the message names
+            the folder missing from an almost complete layout, or says what was expected, and which layout
+            the folder has if it is another one).
         ValueError: If the format is unknown.
     """
     layout = layout_of(dataset_format)
@@ -134,12 +148,42 @@ def resolve_dataset_root(dataset_format: str, data_dir: str) -> str:
     root = layout.find_root(data_dir)
     if root is not None:
         return root
+    partial = layout.partial_root_problem(data_dir)
+    if partial is not None:
+        raise IngestionError(*partial)
     hints = "".join(
         f"; it looks like a {other.TITLE} folder (use format {other.FORMATS[0]!r})"
         for other in LAYOUTS
         if other is not layout and other.find_root(data_dir) is not None
     )
     raise IngestionError(data_dir, f"not a {layout.TITLE} folder: expected {layout.ROOT_EXPECTED}{hints}")
+
+
+def default_splits(dataset_format: str, root: str) -> tuple[list[str], list[SkippedSplit]]:
+    """The splits to ingest when none are named: those of :data:`DEFAULT_SPLITS` the dataset has.
+
+    Args:
+        dataset_format: ``voc``/``pascal_voc`` or ``cityscapes``.
+        root: The dataset root, as :func:`resolve_dataset_root` returns it.
+
+    Returns:
+        ``(present, missing)``: the default splits found, in order, and the others as skipped splits
+        whose reason names where they were looked for.
+
+    Raises:
+        IngestionError: If the dataset has none of them (the message names the splits it has).
+    """
+    layout = layout_of(dataset_format)
+    found = layout.available_splits(root)
+    present = [name for name in DEFAULT_SPLITS if name in found]
+    missing = [SkippedSplit(name, f"{layout.split_source(root, name)} not found (no splits were named, "
+                                  "so only the default splits found are ingested)")
+               for name in DEFAULT_SPLITS if name not in found]
+    if not present:
+        where = layout.split_source(root, DEFAULT_SPLITS[0])
+        raise IngestionError(os.path.dirname(where), f"none of the default splits {', '.join(DEFAULT_SPLITS)} found "
+                                                     f"(available splits: {available(found)}); name the splits to ingest")
+    return present, missing
 
 
 def partition_splits(dataset_format: str, splits: Sequence[str]) -> tuple[list[str], list[SkippedSplit]]:
@@ -201,3 +245,31 @@ def plan_split(dataset_format: str, root: str, split: str, strict: bool = False)
         if not plan.candidates:
             raise IngestionError(plan.source, empty_split_reason(plan.name, plan.source))
     return plan
+
+
+def check_run_splits(dataset_format: str, data_dir: str, train_split: str, eval_split: str) -> str:
+    """Checks, before a pipeline run starts, that its training and evaluation splits exist and list pairs.
+
+    Args:
+        dataset_format: ``voc``/``pascal_voc`` or ``cityscapes``.
+        data_dir: The folder the user names.
+        train_split: The split the run trains on (``data.splits[0]``).
+        eval_split: The split it evaluates on (``data.splits[1]``).
+
+    Returns:
+        The dataset root.
+
+    Raises:
+        IngestionError: If the folder is not in the layout, or a split is missing or lists nothing (the
+            message names the list file or split folder, and the split's role).
+    """
+    root = resolve_dataset_root(dataset_format, data_dir)
+    for role, split in (("training", train_split), ("evaluation", eval_split)):
+        try:
+            plan = plan_split(dataset_format, root, split)
+        except IngestionError as error:
+            raise IngestionError(error.path, f"{error.reason}; it is the run's {role} split (data.splits)") from None
+        if not plan.listed:
+            raise IngestionError(plan.source, f"the {role} split {split!r} is empty: nothing is listed "
+                                              "(data.splits names the training and evaluation splits)")
+    return root

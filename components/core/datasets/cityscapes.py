@@ -128,6 +128,23 @@ def find_root(data_dir: str) -> str | None:
     return data_dir if is_root(data_dir) else None
 
 
+def partial_root_problem(data_dir: str) -> tuple[str, str] | None:
+    """Says what is missing when ``data_dir`` is almost a Cityscapes root (one of ``leftImg8bit/`` and
+    ``gtFine/`` but not the other). Returns ``(missing folder, reason)``, or None."""
+    has_images, has_labels = (files.isdir(files.join(data_dir, name)) for name in (IMAGE_DIR, LABEL_DIR))
+    if has_images != has_labels:
+        missing = LABEL_DIR if has_images else IMAGE_DIR
+        return files.join(data_dir, missing), f"folder not found (a {TITLE} folder holds {IMAGE_DIR}/ and {LABEL_DIR}/)"
+    return None
+
+
+def available_splits(root: str) -> list[str]:
+    """The splits a root offers: the folders in ``leftImg8bit/``, sorted."""
+    image_root = files.join(root, IMAGE_DIR)
+    return sorted(name.rstrip("/") for name in files.listdir(image_root)
+                  if files.isdir(files.join(image_root, name.rstrip("/"))))
+
+
 def _frames_in(folder: str, suffix: str) -> dict[tuple[str, str], str]:
     """Maps (city, frame id) to path for every ``<folder>/<city>/*<suffix>.png`` file."""
     ending = suffix + EXTENSION
@@ -150,8 +167,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
     image_dir = split_source(root, split)
     label_dir = files.join(root, LABEL_DIR, split)
     if not files.isdir(image_dir):
-        available_splits = available(name.rstrip("/") for name in files.listdir(files.join(root, IMAGE_DIR)))
-        raise IngestionError(image_dir, f"split folder not found (available splits: {available_splits})")
+        raise IngestionError(image_dir, f"split folder not found (available splits: {available(available_splits(root))})")
     images = _frames_in(image_dir, IMAGE_SUFFIX)
     masks = _frames_in(label_dir, MASK_SUFFIX) if files.isdir(label_dir) else {}
     candidates = []
@@ -162,7 +178,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
             mask_path=masks.get((city, frame)) or mask_path(root, split, city, frame),
             city=city,
         ))
-    return SplitPlan(NAME, split, image_dir, tuple(candidates))
+    return SplitPlan(NAME, split, image_dir, tuple(candidates), root=root)
 
 
 # --------------------------------------------------------------------------------------------------

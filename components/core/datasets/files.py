@@ -49,9 +49,19 @@ def glob(pattern: str) -> list[str]:
 
 
 def read_lines(path: str) -> list[str]:
-    """The lines of a text file, without line endings."""
+    """The lines of a text file, without line endings and without a leading UTF-8 byte-order mark
+    (which editors on Windows write, and which would otherwise become part of the first line)."""
     with _gfile().GFile(path, "r") as handle:
-        return handle.read().splitlines()
+        text = handle.read()
+    return text.removeprefix("\ufeff").splitlines()
+
+
+def size(path: str) -> int:
+    """The size of file ``path`` in bytes (-1 when it is missing)."""
+    try:
+        return int(_gfile().stat(path).length)
+    except Exception:  # pylint: disable=broad-except  # tf.errors.NotFoundError, without importing tf here
+        return -1
 
 
 def file_digest(path: str) -> str:

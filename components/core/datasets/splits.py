@@ -78,12 +78,14 @@ class SplitPlan:
         name: Split name (also the output split name and the ``split`` feature).
         source: The list file (VOC) or image folder (Cityscapes) the split was read from.
         candidates: The listed pairs.
+        root: The dataset root the pairs' paths start with.
     """
 
     dataset: str
     name: str
     source: str
     candidates: tuple[PairCandidate, ...]
+    root: str = ""
 
     @property
     def listed(self) -> int:

@@ -137,6 +137,22 @@ def find_root(data_dir: str) -> str | None:
     return None
 
 
+def partial_root_problem(data_dir: str) -> tuple[str, str] | None:
+    """Says what is missing when ``data_dir`` is almost a VOC folder: a place holding ``JPEGImages/``
+    but not ``ImageSets/Segmentation/``. Returns ``(missing folder, reason)``, or None."""
+    for place in ROOT_PLACES:
+        candidate = files.join(data_dir, *place) if place else data_dir
+        if files.isdir(files.join(candidate, IMAGE_DIR)) and not files.isdir(files.join(candidate, LIST_DIR)):
+            return files.join(candidate, LIST_DIR), (
+                f"folder of split lists not found (a {TITLE} folder holds {IMAGE_DIR}/ and {LIST_DIR}/)")
+    return None
+
+
+def available_splits(root: str) -> list[str]:
+    """The splits a root offers: the names of the list files in ``ImageSets/Segmentation``, sorted."""
+    return sorted(name[: -len(".txt")] for name in files.listdir(files.join(root, LIST_DIR)) if name.endswith(".txt"))
+
+
 def _id_problem(example_id: str) -> str | None:
     """Says why a listed id cannot name files inside the dataset root, or returns None if it can."""
     parts = re.split(r"[\\/]", example_id)
@@ -163,9 +179,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
     """
     source = list_path(root, split)
     if not files.exists(source):
-        lists_dir = files.join(root, LIST_DIR)
-        lists = [name[: -len(".txt")] for name in files.listdir(lists_dir) if name.endswith(".txt")]
-        raise IngestionError(source, f"split list file not found (available lists: {available(lists)})")
+        raise IngestionError(source, f"split list file not found (available lists: {available(available_splits(root))})")
     mask_dir = MASK_DIR
     if split == AUGMENTED_LIST and files.isdir(files.join(root, AUGMENTED_MASK_DIR)):
         mask_dir = AUGMENTED_MASK_DIR
@@ -187,7 +201,7 @@ def plan_split(root: str, split: str) -> SplitPlan:
                 image_path=image_path(root, example_id),
                 mask_path=mask_path(root, example_id, mask_dir),
             ))
-    return SplitPlan(NAME, split, source, tuple(candidates))
+    return SplitPlan(NAME, split, source, tuple(candidates), root=root)
 
 
 # --------------------------------------------------------------------------------------------------

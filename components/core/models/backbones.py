@@ -1,4 +1,5 @@
-"""Feature extractors for encoder-decoder networks: tf-keras applications, dilated to an output stride.
+"""Feature extractors for encoder-decoder networks: tf-keras applications (MobileNetV2, ResNet50) and the
+aligned Xception of `xception.py`, dilated to an output stride.
 
 `build_backbone` returns a model mapping images to two feature maps:
 - `low_level`: stride-4 features (the DeepLabv3+ decoder's skip connection);
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import tf_keras as keras
+
+from components.core.models import xception
 
 _SPATIAL_CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
@@ -49,12 +52,22 @@ def _resnet50(input_shape, alpha):
     return keras.applications.ResNet50(input_shape=input_shape, include_top=False, weights=None)
 
 
+def _xception(middle_blocks: int, name: str):
+    def build(input_shape, alpha):
+        return xception.aligned_xception(input_shape, middle_blocks=middle_blocks, width_multiplier=alpha, name=name)
+    return build
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     # MobileNetV2 (Sandler et al. 2018), as DeepLab's mobile configuration: the expansion of block 3
     # (stride 4, 144 channels at alpha 1) and the final 1x1 expansion (1280 channels).
     "mobilenetv2": BackboneSpec(_mobilenet_v2, "block_3_expand_relu", "out_relu"),
     # ResNet-50 (He et al. 2016): the end of stage 2 (stride 4, 256 channels) and of stage 5 (2048).
     "resnet50": BackboneSpec(_resnet50, "conv2_block3_out", "conv5_block3_out"),
+    # Aligned Xception (Chen et al. 2018), written in `xception.py`: Xception-65 (16 middle-flow blocks),
+    # DeepLabv3+'s, and Xception-41 (8), the lighter variant of DeepLab's model zoo.
+    "xception65": BackboneSpec(_xception(16, "xception65"), xception.LOW_LEVEL_LAYER, xception.HIGH_LEVEL_LAYER),
+    "xception41": BackboneSpec(_xception(8, "xception41"), xception.LOW_LEVEL_LAYER, xception.HIGH_LEVEL_LAYER),
 }
 
 
@@ -133,7 +146,7 @@ def build_backbone(name: str, input_shape: tuple[int, int, int], output_stride: 
         name: a key of `BACKBONES`.
         input_shape: (height, width, channels); height and width divisible by `output_stride`.
         output_stride: 8 or 16.
-        width_multiplier: MobileNetV2's alpha.
+        width_multiplier: MobileNetV2's alpha; the channel scale of the aligned Xception; unused by ResNet50.
         weights: a weights file of the application without its top, or None.
         batch_norm_momentum: momentum of the moving statistics of every batch normalisation; None keeps
             the application's own (MobileNetV2's 0.999 needs tens of thousands of steps to settle).

@@ -24,7 +24,8 @@ GT = np.array([[0, 0, 1, 1], [0, 2, 1, 255]])
 PRED = np.array([[0, 0, 1, 0], [0, 0, 1, 2]])
 
 SCORE_KEYS = [
-    "miou", "per_class_iou", "pixel_accuracy", "mean_dice", "per_class_dice", "evaluated_pixels", "classes_in_mean",
+    "miou", "per_class_iou", "pixel_accuracy", "mean_dice", "per_class_dice", "mean_volume_error",
+    "per_class_volume_error", "evaluated_pixels", "classes_in_mean",
     "hd", "hd95", "per_class_hd", "per_class_hd95", "hd_pairs", "per_class_hd_pairs", "hd_one_empty",
     "per_class_hd_one_empty",
 ]

@@ -246,7 +246,7 @@ def test_report_reconciles_and_sorts_quarantine():
         "val": {"source": "/d/val.txt", "listed": 0, "written": 0, "quarantined": 0, "empty": True},
     }
     assert report["quarantine"] == [worse, bad]
-    assert report["totals"] == {"listed": 5, "written": 3, "quarantined": 2}
+    assert report["totals"] == {"listed": 5, "written": 3, "quarantined": 2, "overlapping_ids": 0}
     assert report["reconciled"] is True
     assert report["warnings"] == ["split 'val' is empty: nothing listed in /d/val.txt",
                                   "split 'test' skipped: no labels"]

@@ -182,7 +182,9 @@ def test_evaluator_combines_both_reports() -> None:
         confusion.add(gt, pred)
         hausdorff.add(gt, pred)
     report = evaluator.result(NAMES)
-    assert report == dataclasses.replace(confusion.scores(NAMES), hausdorff=hausdorff.result(NAMES))
+    assert report == dataclasses.replace(confusion.scores(NAMES), hausdorff=hausdorff.result(NAMES),
+                                         mean_volume_error=report.mean_volume_error,
+                                         per_class_volume_error=report.per_class_volume_error)
     json.dumps(report.to_dict(), allow_nan=False)
     without_hausdorff = SegmentationEvaluator(4, compute_hausdorff=False)
     without_hausdorff.add(*pairs[0])
@@ -296,3 +298,37 @@ def test_invalid_ids_say_which_map_holds_them_and_survive_pickling() -> None:
     with pytest.raises(InvalidClassMapError) as raised:
         confusion_matrix(np.array([[7, 1]]), np.array([[0, 1]]), num_classes=3)
     assert raised.value.side == "gt"
+
+
+def test_relative_area_error_known_answer_averages_over_the_images_holding_the_class() -> None:
+    # Image 1: gt class 1 covers 4 pixels, predicted on 6 (|6 - 4| / 4 = 0.5); class 2 absent from gt
+    # (its 2 false pixels do not count for it). Image 2: class 1 covers 8, predicted on 6 (0.25); class 2
+    # covers 4, predicted on 0 (1.0); the ignore pixel and what is predicted on it are left out.
+    gt1 = np.zeros((4, 4), np.uint8)
+    gt1[0] = 1
+    pred1 = np.zeros((4, 4), np.uint8)
+    pred1[0] = 1
+    pred1[1, :2] = 1
+    pred1[3, :2] = 2
+    gt2 = np.zeros((4, 4), np.uint8)
+    gt2[:2] = 1
+    gt2[2] = 2
+    gt2[3, 3] = 255
+    pred2 = np.zeros((4, 4), np.uint8)
+    pred2[0] = 1
+    pred2[1, :2] = 1
+    pred2[3, 3] = 1
+    evaluator = SegmentationEvaluator(3, compute_hausdorff=False)
+    evaluator.add(gt1, pred1)
+    evaluator.add(gt2, pred2)
+    result = evaluator.result(["a", "b", "c"])
+    # Class 0: image 1 gt 12 / pred 8 (1/3), image 2 gt 3 / pred 9 (2).
+    expected = {"a": (1 / 3 + 2) / 2, "b": (0.5 + 0.25) / 2, "c": 1.0}
+    assert result.per_class_volume_error == pytest.approx(expected)
+    assert result.mean_volume_error == pytest.approx(sum(expected.values()) / 3)
+    merged = SegmentationEvaluator(3, compute_hausdorff=False)
+    merged.add(gt1, pred1)
+    other = SegmentationEvaluator(3, compute_hausdorff=False)
+    other.add(gt2, pred2)
+    assert merged.merge(other).result(["a", "b", "c"]).per_class_volume_error == pytest.approx(expected)
+    assert result.to_metrics()["volume_error/c"] == 1.0 and "mean_volume_error" in result.to_dict()

@@ -55,16 +55,36 @@ def test_masked_loss_ignores_void_pixels_and_averages_over_valid_ones():
     assert float(loss) == pytest.approx((-np.log(0.5) - np.log(0.8)) / 2, rel=1e-6)
 
 
+def test_class_weighted_cross_entropy_is_normalised_by_the_weights_as_pytorch_is():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, size=(2, 4, 4))
+    labels[0, :2] = 255
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    class_weights = np.array([0.5, 2.0, 4.0])
+    per_pixel = -np.log(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True))
+    valid = labels != 255
+    picked = np.take_along_axis(per_pixel, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+    weights = class_weights[np.where(valid, labels, 0)] * valid
+    expected = (picked * weights).sum() / weights.sum()  # torch.nn.CrossEntropyLoss(weight, ignore_index=255)
+    loss = MaskedSparseCategoricalCrossentropy(class_weights=class_weights)(labels, logits)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss) != pytest.approx(float(MaskedSparseCategoricalCrossentropy()(labels, logits)), rel=1e-3)
+    combined = CrossEntropyDiceLoss(dice_weight=0.5, class_weights=class_weights)(labels, logits)
+    assert float(combined) == pytest.approx(expected + 0.5 * float(SoftDiceLoss()(labels, logits)), rel=1e-5)
+    with pytest.raises(ValueError, match="the 'dice' loss has none"):
+        build_loss("dice", class_weights=class_weights)
+
+
 def test_masked_loss_of_an_all_void_batch_is_zero():
     loss = MaskedSparseCategoricalCrossentropy()(np.full((1, 2, 2), 255), np.zeros((1, 2, 2, 3)))
     assert float(loss) == 0.0
 
 
 def test_masked_loss_survives_serialisation():
-    loss = keras.losses.deserialize(keras.losses.serialize(MaskedSparseCategoricalCrossentropy(ignore_label=7)),
-                                    custom_objects={"MaskedSparseCategoricalCrossentropy":
-                                                    MaskedSparseCategoricalCrossentropy})
-    assert loss.ignore_label == 7
+    loss = keras.losses.deserialize(
+        keras.losses.serialize(MaskedSparseCategoricalCrossentropy(ignore_label=7, class_weights=[1.0, 2.0])),
+        custom_objects={"MaskedSparseCategoricalCrossentropy": MaskedSparseCategoricalCrossentropy})
+    assert loss.ignore_label == 7 and loss.class_weights == [1.0, 2.0]
 
 
 def test_miou_accumulates_over_batches_and_skips_absent_classes():

@@ -37,8 +37,12 @@ def test_per_class_table_rows(result: EvaluationResult) -> None:
     assert background["iou"] == pytest.approx(5 / 7) and background["dice"] == pytest.approx(10 / 12)
     assert cat["iou"] == pytest.approx(4 / 5) and cat["dice"] == pytest.approx(8 / 9)
     assert cat["hd_pairs"] == 1 and cat["hd_one_empty"] == 0 and cat["hd95"] is not None
-    assert dog == {"class": "dog", "iou": 0.0, "dice": 0.0, "hd95": None, "hd_pairs": 0, "hd_one_empty": 1}
-    assert bird == {"class": "bird", "iou": None, "dice": None, "hd95": None, "hd_pairs": 0, "hd_one_empty": 0}
+    # Areas over the 11 evaluated pixels, gt / pred: background 6 / 6, cat 4 / 5, dog 1 / 0 -> 0, 1/4, 1.
+    assert background["volume_error"] == 0.0 and cat["volume_error"] == pytest.approx(0.25)
+    assert dog == {"class": "dog", "iou": 0.0, "dice": 0.0, "volume_error": 1.0, "hd95": None, "hd_pairs": 0,
+                   "hd_one_empty": 1}
+    assert bird == {"class": "bird", "iou": None, "dice": None, "volume_error": None, "hd95": None, "hd_pairs": 0,
+                    "hd_one_empty": 0}
 
 
 def test_per_class_table_without_hausdorff_and_with_unknown_class(result: EvaluationResult) -> None:
@@ -50,7 +54,8 @@ def test_per_class_table_without_hausdorff_and_with_unknown_class(result: Evalua
 
 
 def test_columns_and_overall_scores_name_scores_of_the_result() -> None:
-    assert [key for key, _ in reports.TABLE_COLUMNS][1:] == ["iou", "dice", "hd95", "hd_pairs", "hd_one_empty"]
+    assert [key for key, _ in reports.TABLE_COLUMNS][1:] == ["iou", "dice", "volume_error", "hd95", "hd_pairs",
+                                                              "hd_one_empty"]
     assert {key for key, _ in reports.TABLE_COLUMNS[1:]} <= set(PER_CLASS_METRICS)
     assert {key for key, _ in reports.OVERALL_SCORES} <= set(SUMMARY_METRICS)
 
@@ -74,13 +79,15 @@ def test_write_per_class_table(result: EvaluationResult, tmp_path: pathlib.Path)
     markdown = markdown_path.read_text()
     table_rows = [line for line in markdown.splitlines() if line.startswith("| ")][2:]  # after the header and its rule
     assert len(table_rows) == len(CLASS_NAMES)
-    assert table_rows[0] == f"| background | 0.7143 | 0.8333 | {result.hausdorff.per_class_hd95['background']:.4f} | 1 | 0 |"
-    assert table_rows[2] == "| dog | 0.0000 | 0.0000 | — | 0 | 1 |"
-    assert table_rows[3] == "| bird | — | — | — | 0 | 0 |"
+    assert table_rows[0] == (f"| background | 0.7143 | 0.8333 | 0.0000 | {result.hausdorff.per_class_hd95['background']:.4f} "
+                             "| 1 | 0 |")
+    assert table_rows[2] == "| dog | 0.0000 | 0.0000 | 1.0000 | — | 0 | 1 |"
+    assert table_rows[3] == "| bird | — | — | — | — | 0 | 0 |"
     overall_line = next(line for line in markdown.splitlines() if line.startswith("**Overall**"))
     assert overall_line == (
         f"**Overall** (1 images): mIoU {(5 / 7 + 4 / 5) / 3:.4f}, pixel accuracy {9 / 11:.4f}, "
-        f"mean Dice {(10 / 12 + 8 / 9) / 3:.4f}, HD {result.hausdorff.hd:.4f}, HD95 {result.hausdorff.hd95:.4f}"
+        f"mean Dice {(10 / 12 + 8 / 9) / 3:.4f}, mean area error {(0 + 0.25 + 1) / 3:.4f}, "
+        f"HD {result.hausdorff.hd:.4f}, HD95 {result.hausdorff.hd95:.4f}"
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from components.core.label_maps import load_label_map
+from components.core import sample_data
 from components.core.sample_data import write_cityscapes_dataset, write_dataset, write_voc_dataset
 
 # Real Cityscapes cities (cityscapesScripts' split lists).
@@ -439,3 +440,22 @@ def test_cityscapes_difficulty(tmp_path):
     assert any(extent >= 20 and width <= 4 for extent, width in pole_parts)
     assert np.mean([blockiness(image) for image, _ in pairs]) > 1.05  # PNGs that went through JPEG
     assert brightness_variation(pairs, road) > 0.12
+
+
+def test_a_dataset_written_once_is_reused_untouched_until_its_settings_change(tmp_path):
+    first, written = sample_data.write_dataset_once("voc", tmp_path, num_images=4, image_size=(16, 16), seed=1)
+    assert written and pathlib.Path(first["root"]).is_dir()
+    folder = tmp_path / sample_data.dataset_folder_name("voc", 4, (16, 16), 1)
+    assert folder.name == "pascal_voc-4-16x16-seed1" and pathlib.Path(first["root"]).is_relative_to(folder)
+    files = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
+    again, written = sample_data.write_dataset_once("voc", tmp_path, num_images=4, image_size=(16, 16), seed=1)
+    assert not written and again == first
+    assert files == {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file()}
+    other, written = sample_data.write_dataset_once("voc", tmp_path, num_images=4, image_size=(16, 16), seed=2)
+    assert written and other["root"] != first["root"]  # other settings: another folder, the first one kept
+    # An interrupted generation (no completion marker) is written again, whole.
+    (folder / sample_data.COMPLETE_MARKER).unlink()
+    next(folder.rglob("*.jpg")).unlink()
+    repaired, written = sample_data.write_dataset_once("voc", tmp_path, num_images=4, image_size=(16, 16), seed=1)
+    assert written and repaired == first
+    assert {path: path.read_bytes() for path in files} == {path: content for path, (content, _) in files.items()}

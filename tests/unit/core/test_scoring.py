@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from components.core.label_maps import load_label_map
+from components.core.metrics import SegmentationEvaluator, resize_nearest
 from components.core.scoring import ScoringError, match_predictions, score_folders
 
 CITYSCAPES_FRAME = "frankfurt_000000_000294"
@@ -185,12 +186,27 @@ def test_near_miss_name_is_not_a_prediction(tmp_path: pathlib.Path) -> None:
         score_folders(tmp_path / "pred", tmp_path / "gt", "voc")
 
 
-def test_size_mismatch_names_the_prediction(trainid_folders) -> None:
+def test_a_prediction_of_another_size_is_resized_with_nearest_neighbour(trainid_folders, caplog) -> None:
+    """A prediction at twice (or any other) size is scored at the ground truth's size, resized with
+    nearest neighbour on class ids: twice the size gives back exactly the same scores."""
     pred_dir, gt_dir = trainid_folders
-    write_png(pred_dir / "a.png", np.zeros((4, 5)))
-    with pytest.raises(ScoringError, match=r"size 5x4 differs from the ground truth's 4x4") as raised:
-        score_folders(pred_dir, gt_dir, "trainids", num_classes=3)
-    assert raised.value.path == str(pred_dir / "a.png")
+    write_png(pred_dir / "a.png", np.repeat(np.repeat(PRED_A, 2, axis=0), 2, axis=1))  # 8x8
+    with caplog.at_level("INFO", logger="components.core.scoring"):
+        result = score_folders(pred_dir, gt_dir, "trainids", num_classes=3)
+    assert result["confusion_matrix"] == EXPECTED_MATRIX
+    assert f"1 prediction(s) resized to their ground truth's size with nearest neighbour (e.g. {pred_dir / 'a.png'})" \
+        in caplog.text
+    # A size ratio that is not an integer: the ids come from the nearest source pixel (half-pixel centres),
+    # never a blend of classes.
+    odd = np.array([[0, 1, 2, 1, 0], [2, 2, 1, 0, 0], [1, 0, 0, 2, 2]])  # 5x3
+    write_png(pred_dir / "a.png", odd)
+    write_png(pred_dir / "b_pred.png", np.zeros((3, 3)))
+    expected = SegmentationEvaluator(3, compute_hausdorff=False)
+    expected.add(GT_A.astype(np.uint8), resize_nearest(odd, GT_A.shape))
+    expected.add(GT_B.astype(np.uint8), PRED_B.astype(np.uint8))
+    result = score_folders(pred_dir, gt_dir, "trainids", num_classes=3, hausdorff=False)
+    assert result["confusion_matrix"] == expected.result(["class_0", "class_1", "class_2"]).to_dict()["confusion_matrix"]
+    assert resize_nearest(odd, (4, 4)).tolist() == [[0, 1, 1, 0], [2, 2, 0, 0], [2, 2, 0, 0], [1, 0, 2, 2]]
 
 
 def test_out_of_range_prediction_names_the_prediction(trainid_folders) -> None:
@@ -324,3 +340,18 @@ def test_voc_hd95_agrees_with_medpy(shared_data: pathlib.Path, tmp_path: pathlib
         assert result["per_class_hd95"][name] == pytest.approx(medpy.metric.binary.hd95(pred_mask, gt_mask), abs=1e-9)
         assert result["per_class_hd"][name] == pytest.approx(medpy.metric.binary.hd(pred_mask, gt_mask), abs=1e-9)
         assert result["per_class_hd_pairs"][name] == 1
+
+
+def test_symbolic_links_to_folders_and_files_are_followed(trainid_folders, tmp_path: pathlib.Path) -> None:
+    """Ground truth in a linked folder and a linked prediction file score as if they were in place; a link
+    loop ends."""
+    pred_dir, gt_dir = trainid_folders
+    shared = tmp_path / "shared_storage"
+    shared.mkdir()
+    (gt_dir / "nested").rename(shared / "nested")
+    (gt_dir / "nested").symlink_to(shared / "nested", target_is_directory=True)
+    (gt_dir / "loop").symlink_to(gt_dir, target_is_directory=True)
+    (pred_dir / "a.png").rename(shared / "a.png")
+    (pred_dir / "a.png").symlink_to(shared / "a.png")
+    result = score_folders(pred_dir, gt_dir, "trainids", num_classes=3)
+    assert result["confusion_matrix"] == EXPECTED_MATRIX and result["num_images"] == 2

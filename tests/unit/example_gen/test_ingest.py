@@ -22,7 +22,7 @@ from PIL import Image
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.core import datasets, examples, ingestion, sample_data
-from components.core.datasets.splits import IngestionError, PairCandidate
+from components.core.datasets.splits import IngestionError, PairCandidate, SplitPlan
 from components.core.label_maps import load_label_map, schemas_dir
 from components.example_gen import ingest as ingest_module
 from components.example_gen.ingest import ingest
@@ -107,7 +107,7 @@ def test_both_layouts_ingest_losslessly_and_validate_against_the_schema(voc_dir,
         {"split": "test",
          "reason": "the Cityscapes test split has no usable labels (its public gtFine masks are blank)"}]
     assert "test" not in cs_report["splits"] and not (tmp_path / "cs" / "test").exists()
-    assert cs_report["totals"] == {"listed": 4, "written": 4, "quarantined": 0}
+    assert cs_report["totals"] == {"listed": 4, "written": 4, "quarantined": 0, "overlapping_ids": 0}
 
     # TFDV: every written example of both datasets (plus one whose mask is all ignore) fits the schema...
     all_ignored = examples.serialize_example(examples.SegmentationExample(
@@ -127,7 +127,7 @@ def test_both_layouts_ingest_losslessly_and_validate_against_the_schema(voc_dir,
 
 def test_real_cityscapes_sample_ingests_and_both_real_datasets_fit_the_schema(shared_data, tmp_path):
     report = ingest("cityscapes", str(shared_data / "cityscapes_sample"), str(tmp_path / "cs"), splits=["val"])
-    assert report["totals"] == {"listed": 1, "written": 1, "quarantined": 0}
+    assert report["totals"] == {"listed": 1, "written": 1, "quarantined": 0, "overlapping_ids": 0}
     (record,) = _records(tmp_path / "cs" / "val")
     real = examples.from_tf_example(record)
     assert (real.example.example_id, real.example.city, real.example.height, real.example.width) == (
@@ -153,7 +153,7 @@ def test_real_voc_sample_with_its_empty_val_list(shared_data, tmp_path):
     assert report["splits"]["val"] == {"source": str(val_list), "listed": 0, "written": 0, "quarantined": 0,
                                        "empty": True}
     assert report["warnings"] == [f"split 'val' is empty: nothing listed in {val_list}"]
-    assert report["totals"] == {"listed": 3, "written": 3, "quarantined": 0}
+    assert report["totals"] == {"listed": 3, "written": 3, "quarantined": 0, "overlapping_ids": 0}
     assert report["reconciled"] is True
     assert json.loads((tmp_path / "out" / "ingestion_report.json").read_text()) == report
     written = {d.example.example_id: d.classes_present for d in _read_examples(tmp_path / "out" / "train")}
@@ -272,13 +272,22 @@ def test_strict_mode_fails_on_the_first_bad_pair_naming_file_and_reason(voc_dir,
     root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
     first_id = sorted(_ids("train", root))[0]
     mask = root / "SegmentationClass" / f"{first_id}.png"
+    # A good run's output first: a failed run into the same folder must not leave it looking good.
+    ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), beam_pipeline_args=["--direct_running_mode=in_memory"])
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(mask)
-    with pytest.raises(IngestionError) as error:
-        ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), strict=True)
-    assert str(error.value) == (f"{mask}: mask size 8x8 differs from image size 32x24 "
-                                f"({root / 'JPEGImages' / f'{first_id}.jpg'}) (split 'train', id '{first_id}')")
-    report = json.loads((tmp_path / "out" / "ingestion_report.json").read_text())
-    assert report["strict"] is True and len(report["quarantine"]) == 1
+    for mode in ("in_memory", "multi_threading"):
+        with pytest.raises(IngestionError) as error:
+            ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"), strict=True,
+                   beam_pipeline_args=[f"--direct_running_mode={mode}", "--direct_num_workers=2"])
+        message = (f"{mask}: mask size 8x8 differs from image size 32x24 "
+                   f"({root / 'JPEGImages' / f'{first_id}.jpg'}) (split 'train', id '{first_id}')")
+        assert str(error.value) == message
+        # Stopped: no report, no shard, no staging or Beam temporary folder; a marker says it failed.
+        leftovers = sorted(str(path.relative_to(tmp_path / "out")) for path in (tmp_path / "out").rglob("*"))
+        assert leftovers == ["INGESTION_FAILED.json", "train", "val"], mode
+        marker = json.loads((tmp_path / "out" / "INGESTION_FAILED.json").read_text())
+        assert marker == {"status": "failed", "error": message, "strict_stop": {
+            "split": "train", "id": first_id, "file": str(mask), "reason": error.value.reason}}
 
     # Problems visible in the listing fail before any Beam pipeline runs: nothing is written.
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("../outside\n")
@@ -299,12 +308,12 @@ def test_layout_and_list_errors_come_before_beam(voc_dir, cityscapes_dir, tmp_pa
 
 
 def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
-    convert = ingest_module.ConvertPairFn("pascal_voc")  # setup() not called: no label map, so load_pair fails
+    convert = ingest_module.WriteShardFn("pascal_voc", "", "")  # setup() not called: no label map, so load_pair fails
     candidate = PairCandidate("pascal_voc", "train", "x", "/nowhere/x.jpg", "/nowhere/x.png")
-    outputs = list(convert.process(candidate))
-    assert len(outputs) == 1 and outputs[0].tag == ingest_module.QUARANTINE_TAG
-    assert outputs[0].value["file"] == "/nowhere/x.jpg"
-    assert outputs[0].value["reason"] == "image file not found"
+    serialized, record = convert.convert(candidate)
+    assert serialized is None and record["status"] == ingest_module.QUARANTINE_STATUS
+    assert record["file"] == "/nowhere/x.jpg"
+    assert record["reason"] == "image file not found"
     convert.setup()
     convert._label_map = None  # pylint: disable=protected-access
     image = tf.io.encode_png(tf.zeros([2, 2, 3], tf.uint8)).numpy()
@@ -313,9 +322,20 @@ def test_an_unexpected_decoder_failure_is_quarantined_not_raised():
         handle.write(image)
     with tf.io.gfile.GFile("ram://m.png", "wb") as handle:
         handle.write(mask)
-    (output,) = convert.process(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png"))
-    assert output.tag == ingest_module.QUARANTINE_TAG
-    assert output.value["reason"].startswith("unexpected error: AttributeError")
+    serialized, record = convert.convert(PairCandidate("pascal_voc", "train", "x", "ram://x.png", "ram://m.png"))
+    assert serialized is None and record["status"] == ingest_module.QUARANTINE_STATUS
+    assert record["reason"].startswith("unexpected error: AttributeError")
+
+
+def test_shards_are_contiguous_runs_of_the_listing():
+    candidates = tuple(PairCandidate("pascal_voc", "train", f"{index:03d}", f"/d/{index}.jpg", f"/d/{index}.png")
+                       for index in range(7))
+    plan = SplitPlan("pascal_voc", "train", "/d/train.txt", candidates, root="/d")
+    tasks = ingest_module.shard_tasks(plan, "/out/train", pairs_per_shard=3)
+    assert [task.candidates for task in tasks] == [candidates[0:3], candidates[3:6], candidates[6:]]
+    assert [task.file_name for task in tasks] == [f"data_tfrecord-0000{index}-of-00003.gz" for index in range(3)]
+    (empty,) = ingest_module.shard_tasks(SplitPlan("pascal_voc", "val", "/d/val.txt", (), root="/d"), "/out/val")
+    assert empty.candidates == () and empty.file_name == "data_tfrecord-00000-of-00001.gz"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -424,3 +444,93 @@ def test_executor_writes_splits_report_and_artifact_properties(voc_dir, tmp_path
     assert artifact.get_string_custom_property("file_format") == "tfrecords_gzip"
     assert all(re.fullmatch(r"data_tfrecord-\d{5}-of-\d{5}\.gz", name)
                for name in os.listdir(tmp_path / "examples" / "Split-train"))
+
+
+def test_a_pipeline_ingestion_refuses_a_split_without_examples(voc_dir, tmp_path):
+    from components.example_gen.component import SegmentationExampleGen
+
+    shutil.copytree(voc_dir, tmp_path / "data")
+    val = tmp_path / "data" / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+    val.write_text("")
+    # Listed nothing: refused when the component is built (before any step runs)...
+    with pytest.raises(IngestionError) as error:
+        SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc", require_examples=True)
+    assert str(error.value) == f"{val}: split 'val' is empty: nothing listed in {val}"
+    SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc")  # standalone: a warning only
+    # ...every listed pair quarantined: refused by the executor once the report is written.
+    report = {"splits": {"train": {"source": "t.txt", "listed": 2, "written": 2, "quarantined": 0},
+                         "val": {"source": str(val), "listed": 3, "written": 0, "quarantined": 3}}}
+    with pytest.raises(IngestionError) as error:
+        ingest_module.raise_for_empty_splits(report)
+    assert str(error.value) == (f"{val}: split 'val' yields no example (3 listed, 3 quarantined): "
+                                "the pipeline stops before training")
+
+
+def test_links_are_followed_and_reported_overlaps_counted_byte_order_marks_stripped(voc_dir, tmp_path):
+    """Symbolic-link policy: followed wherever they lead, each linked file reported with its real path;
+    a broken link is quarantined as such. An id in two splits is a warning and a count. A list saved
+    with a byte-order mark keeps its first id."""
+    shutil.copytree(voc_dir, tmp_path / "data")
+    root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
+    shared = tmp_path / "shared_storage"
+    shutil.move(str(root / "JPEGImages"), shared / "JPEGImages")
+    (root / "JPEGImages").symlink_to(shared / "JPEGImages", target_is_directory=True)
+    train, val = _ids("train", root), _ids("val", root)
+    mask = root / "SegmentationClass" / f"{train[1]}.png"
+    shutil.move(str(mask), shared / mask.name)
+    mask.symlink_to(shared / mask.name)
+    broken = root / "SegmentationClass" / f"{val[0]}.png"
+    broken.unlink()
+    broken.symlink_to(tmp_path / "gone.png")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_bytes(
+        b"\xef\xbb\xbf" + "".join(f"{example_id}\r\n" for example_id in train).encode())
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(val + train[:2]) + "\n")
+
+    report = ingest("voc", str(tmp_path / "data"), str(tmp_path / "out"),
+                    beam_pipeline_args=["--direct_running_mode=in_memory"])
+    assert report["splits"]["train"]["written"] == len(train)  # the BOM did not eat the first id
+    assert report["quarantine"] == [{"split": "val", "id": val[0], "file": str(broken),
+                                     "reason": f"mask file is a broken symbolic link (to {tmp_path / 'gone.png'}, "
+                                               "which does not exist)"}]
+    links = report["symbolic_links"]
+    assert (links["policy"], links["dataset_real_root"]) == ("followed", str(root))
+    expected = sorted([(str(root / "JPEGImages" / f"{i}.jpg"), str(shared / "JPEGImages" / f"{i}.jpg"))
+                       for i in set(train + val)] + [(str(mask), str(shared / mask.name))])
+    assert links["linked_files"] == len(expected)
+    assert [(link["file"], link["real_path"]) for link in links["examples"]] == expected[:10]
+    overlap = sorted(train[:2])
+    assert report["overlaps"] == [{"splits": ["train", "val"], "count": 2, "examples": overlap}]
+    assert report["totals"]["overlapping_ids"] == 2
+    assert (f"2 id(s) listed in both split 'train' and split 'val' ({', '.join(overlap)}): a model trained on one "
+            "is scored on examples it has seen") in report["warnings"]
+
+
+def test_executor_in_strict_mode_stops_and_leaves_a_folder_marked_failed(voc_dir, tmp_path):
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.types import standard_artifacts
+
+    from components.example_gen.component import SegmentationExampleGen
+    from components.example_gen.executor import Executor
+
+    shutil.copytree(voc_dir, tmp_path / "data")
+    root = tmp_path / "data" / "VOCdevkit" / "VOC2012"
+    bad_id = _ids("val", root)[0]
+    image = root / "JPEGImages" / f"{bad_id}.jpg"
+    image.write_bytes(image.read_bytes()[:100])  # a truncated JPEG
+    component = SegmentationExampleGen(input_base=str(tmp_path / "data"), dataset_format="voc", strict=True)
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp_path / "examples")
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--direct_running_mode=in_memory"])
+    with pytest.raises(IngestionError) as error:
+        Executor(context).Do({}, {"examples": [artifact]}, _exec_properties(component))
+    assert str(error.value).startswith(f"{image}: corrupt or truncated image (")
+    assert str(error.value).endswith(f") (split 'val', id '{bad_id}')")
+    leftovers = sorted(str(path.relative_to(tmp_path / "examples")) for path in (tmp_path / "examples").rglob("*"))
+    assert leftovers == ["INGESTION_FAILED.json", "Split-train", "Split-val"]
+    assert json.loads((tmp_path / "examples" / "INGESTION_FAILED.json").read_text())["strict_stop"]["id"] == bad_id
+
+
+def test_shards_are_named_as_tfx_names_them():
+    from tfx.components.example_gen import write_split
+
+    assert ingest_module.TFRECORD_FILE_PREFIX == write_split.DEFAULT_TF_RECORD_FILE_NAME

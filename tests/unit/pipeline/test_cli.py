@@ -5,34 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-import warnings
 
 import pytest
 
-from components import beam_options
 from pipeline.cli import main
-
-
-@pytest.fixture(autouse=True)
-def restore_logging_and_environment():
-    """`main()` configures process-wide logging, warning filters, the unraisable hook and environment
-    variables: put every one of them back afterwards, so no test after these runs muted."""
-    environment = dict(os.environ)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    logger_levels = {name: logging.getLogger(name).level
-                     for name in ("tensorflow", "h5py", "matplotlib", "alembic", "urllib3", "mlflow")}
-    unraisable_hook = sys.unraisablehook
-    with warnings.catch_warnings():
-        yield
-    sys.unraisablehook = unraisable_hook
-    for name, logger_level in logger_levels.items():
-        logging.getLogger(name).setLevel(logger_level)
-    os.environ.clear()
-    os.environ.update(environment)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_sample_data_writes_the_voc_layout(tmp_path, capsys):
@@ -63,13 +39,16 @@ def test_ingest_writes_records_and_a_reconciled_report(tmp_path, capsys):
     assert report["reconciled"] is True
     assert report["totals"]["listed"] == report["totals"]["written"] == 4
     assert (tmp_path / "records" / "ingestion_report.json").is_file()
-    # The default is multi-threaded DirectRunner, one thread per core: each thread writes its own shard of
-    # train's 3 pairs. Beam options pass through: one in-memory worker writes one shard.
-    default_shards = min(int(beam_options.ingestion_args()[1].split("=")[1]), 3)
-    assert len(list((tmp_path / "records" / "train").glob("data_tfrecord-*"))) == default_shards
+    # Shards are runs of up to 100 listed pairs whatever the runner: train's 3 pairs are one shard. Beam
+    # options pass through (one in-memory worker instead of the multi-threaded default): the same bytes.
+    assert [path.name for path in (tmp_path / "records" / "train").glob("data_tfrecord-*")] == \
+        ["data_tfrecord-00000-of-00001.gz"]
     assert main(["ingest", "--format", "cityscapes", "--data-dir", str(tmp_path / "data"), "--out",
                  str(tmp_path / "one"), "--beam-arg=--direct_running_mode=in_memory",
                  "--beam-arg=--direct_num_workers=1"]) == 0
+    for split in ("train", "val"):
+        assert (tmp_path / "one" / split / "data_tfrecord-00000-of-00001.gz").read_bytes() == \
+            (tmp_path / "records" / split / "data_tfrecord-00000-of-00001.gz").read_bytes()
     assert json.loads(capsys.readouterr().out)["splits"]["train"]["written"] == 3
     assert len(list((tmp_path / "one" / "train").glob("data_tfrecord-*"))) == 1
 
@@ -89,3 +68,16 @@ def test_quiet_by_default_and_verbose_on_request():
     configure_logging(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert logging.getLogger().handlers[0].filter(noisy)
+
+
+@pytest.mark.parametrize("quiet, shown", [("1", b"after\n"), ("0", b"native\nafter\n")])
+def test_native_stderr_is_hidden_only_in_quiet_runs_and_only_within_the_block(quiet, shown):
+    import subprocess
+    import sys
+
+    script = ("import os; from components import log_setup\n"
+              "with log_setup.native_stderr_hidden():\n    os.write(2, b'native\\n')\n"
+              "os.write(2, b'after\\n')\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True,
+                               env={**os.environ, "SEGPIPE_QUIET": quiet})
+    assert completed.stderr.endswith(shown) and (quiet == "0" or b"native" not in completed.stderr)

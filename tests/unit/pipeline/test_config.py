@@ -73,11 +73,31 @@ def test_overrides_reach_keys_at_any_depth():
     ("training.schedule.name=step", "'training.schedule.name' must be 'cosine', 'poly' or 'constant'"),
     ("training.schedule.warmup_steps=600", "'training.schedule.warmup_steps' must be fewer than the 600 training steps"),
     ("model..depth=2", "expected section.key=value"),
+    ("runtime.beam.runner=Dataflow", "'runtime.beam.runner' must be one of DirectRunner, DataflowRunner"),
+    ("runtime.beam.runner=dask", "or a runner's full class name (module.path.ClassName), got 'dask'"),
+    ("runtime.beam.args=[runner=x]", "'runtime.beam.args' must hold Beam options written --name=value or --flag, "
+                                     "got 'runner=x'"),
+    ("runtime.beam.args=[--runner=FlinkRunner]", "'runtime.beam.args' must not set the runner ('--runner=FlinkRunner'): "
+                                                 "set runtime.beam.runner"),
+    ("runtime.beam.args=--project=p", "'runtime.beam.args' must be a list"),
+    ("runtime.beam.runer=DirectRunner", "unknown key 'runtime.beam.runer'"),
 ])
 def test_bad_nested_values_are_errors_naming_the_whole_key(override, message):
     with pytest.raises(ConfigError) as error:
         load_config(DEFAULT_CONFIG, [override])
     assert message in str(error.value)
+
+
+def test_dataflow_needs_its_project_region_and_temp_location_named_in_the_file(tmp_path):
+    (tmp_path / "dataflow.yaml").write_text("runtime:\n  beam:\n    runner: DataflowRunner\n"
+                                           "    args: [--project=p]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(tmp_path / "dataflow.yaml")
+    assert str(error.value) == (f"{tmp_path / 'dataflow.yaml'}: 'runtime.beam.args' must set --region, "
+                                "--temp_location for DataflowRunner")
+    config = load_config(tmp_path / "dataflow.yaml", ["runtime.beam.args=[--project=p, --region=r, --temp_location=gs://b/t]"])
+    assert (config.runtime.beam.runner, config.runtime.beam.is_direct) == ("DataflowRunner", False)
+    assert config.runtime.beam.args == ("--project=p", "--region=r", "--temp_location=gs://b/t")
 
 
 def test_an_experiment_file_holds_only_what_differs_from_its_base(tmp_path):

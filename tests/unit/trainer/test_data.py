@@ -1,57 +1,113 @@
-"""The Trainer's input pipeline: transformed batches from real artifacts, and augmentation that keeps
-image and mask aligned and repeats with a fixed seed."""
+"""The Trainer's input pipeline: evaluation batches are the transform graph's output in order; training
+batches are augmented in pixel space and normalised again with the graph's own constants, repeat with a
+seed and differ between seeds."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.core.config import AugmentationConfig
-from components.trainer.data import augment, make_dataset, random_horizontal_flip
+from components.trainer.data import augment, make_dataset
 from tests.support.tiny_artifacts import IMAGE_SIZE, trainer_fn_args
 
-
-def _class_coded_batch(batch: int = 16, height: int = 4, width: int = 6):
-    """Images whose red channel is the class id of the same pixel in the mask (all pixels differ)."""
-    masks = np.arange(batch * height * width).reshape(batch, height, width) % 200
-    images = np.stack([masks, masks * 0 + 7, masks * 0 + 9], axis=-1).astype(np.float32)
-    return tf.constant(images), tf.constant(masks, tf.int64)
+NO_AUGMENTATION = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": False}})
+EVERYTHING = AugmentationConfig.from_dict({
+    "scale": {"enabled": True}, "rotation": {"enabled": True}, "color_jitter": {"enabled": True},
+    "blur": {"enabled": True}, "cutmix": {"enabled": True}})
 
 
-def test_flip_moves_image_and_mask_together():
-    images, masks = _class_coded_batch()
-    flipped_images, flipped_masks = random_horizontal_flip(images, masks, seed=tf.constant([1, 2], tf.int64))
-    np.testing.assert_array_equal(flipped_images.numpy()[..., 0], flipped_masks.numpy())
-    changed = np.any(flipped_masks.numpy() != masks.numpy(), axis=(1, 2))
-    assert 0 < changed.sum() < len(changed)  # some examples flipped, some not
-    np.testing.assert_array_equal(flipped_masks.numpy()[changed], masks.numpy()[changed][:, :, ::-1])
-
-
-def test_augmentation_repeats_with_a_fixed_seed_and_is_off_when_disabled():
-    images, masks = _class_coded_batch()
-    dataset = tf.data.Dataset.from_tensors((images, masks)).repeat(3)
-
-    def run(config, seed):
-        return [batch_masks.numpy() for _, batch_masks in augment(dataset, config, seed)]
-
-    flip = AugmentationConfig(horizontal_flip=True)
-    np.testing.assert_array_equal(run(flip, 5), run(flip, 5))
-    assert not np.array_equal(run(flip, 5), run(flip, 6))
-    unchanged = run(AugmentationConfig(horizontal_flip=False), 5)
-    assert all(np.array_equal(batch, masks.numpy()) for batch in unchanged)
-
-
-def test_evaluation_batches_are_the_transform_graph_output_in_order(tiny_artifacts, tmp_path):
+@pytest.fixture()
+def pipeline_parts(tiny_artifacts, tmp_path):
     fn_args = trainer_fn_args(tiny_artifacts, tmp_path, custom_config={}, train_steps=1)
-    transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    return fn_args, tft.TFTransformOutput(fn_args.transform_graph_path)
+
+
+def _transformed(fn_args, transform_output, files) -> dict[str, np.ndarray]:
+    raw = tf.data.TFRecordDataset(tf.io.gfile.glob(files[0]), compression_type="GZIP").batch(64)
+    parsed = tf.io.parse_example(next(iter(raw)), transform_output.raw_feature_spec())
+    return {name: value.numpy() for name, value in transform_output.transform_features_layer()(parsed).items()}
+
+
+def _batches(fn_args, transform_output, augmentation, seed, count=2, batch_size=4):
+    dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, batch_size,
+                           augmentation=augmentation, seed=seed, shuffle_buffer=8, image_size=IMAGE_SIZE)
+    return [(images.numpy(), masks.numpy()) for images, masks in dataset.take(count)]
+
+
+def test_evaluation_batches_are_the_transform_graph_output_in_order(pipeline_parts):
+    fn_args, transform_output = pipeline_parts
     images, masks = next(iter(make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, 2)))
     assert images.shape == (2, *IMAGE_SIZE, 3) and images.dtype == tf.float32
     assert masks.shape == (2, *IMAGE_SIZE) and masks.dtype == tf.int64
     assert set(np.unique(masks.numpy())) <= set(range(21)) | {255}
+    expected = _transformed(fn_args, transform_output, fn_args.eval_files)
+    np.testing.assert_allclose(images.numpy(), expected["image"][:2], atol=1e-5)
+    np.testing.assert_array_equal(masks.numpy(), expected["mask"][:2])
 
-    raw = tf.data.TFRecordDataset(tf.io.gfile.glob(fn_args.eval_files[0]), compression_type="GZIP").batch(2)
-    parsed = tf.io.parse_example(next(iter(raw)), transform_output.raw_feature_spec())
-    expected = transform_output.transform_features_layer()(parsed)
-    np.testing.assert_allclose(images.numpy(), expected["image"].numpy(), atol=1e-5)
-    np.testing.assert_array_equal(masks.numpy(), expected["mask"].numpy())
+
+def test_training_without_augmentation_gives_back_the_normalised_examples(pipeline_parts):
+    """Pixels -> (no change) -> normalised again: each training image is one of the graph's own images."""
+    fn_args, transform_output = pipeline_parts
+    expected = _transformed(fn_args, transform_output, fn_args.train_files)
+    for images, masks in _batches(fn_args, transform_output, NO_AUGMENTATION, seed=1):
+        for image, mask in zip(images, masks):
+            match = [index for index in range(len(expected["mask"])) if np.array_equal(expected["mask"][index], mask)
+                     and np.allclose(expected["image"][index], image, atol=1e-4)]
+            assert match
+
+
+def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_parts):
+    fn_args, transform_output = pipeline_parts
+    first = _batches(fn_args, transform_output, EVERYTHING, seed=3)
+    again = _batches(fn_args, transform_output, EVERYTHING, seed=3)
+    other = _batches(fn_args, transform_output, EVERYTHING, seed=4)
+    for (images, masks), (images_again, masks_again) in zip(first, again):
+        np.testing.assert_array_equal(images, images_again)
+        np.testing.assert_array_equal(masks, masks_again)
+    assert not all(np.array_equal(masks, masks_other) for (_, masks), (_, masks_other) in zip(first, other))
+    for images, masks in first:
+        assert images.shape == (4, *IMAGE_SIZE, 3) and masks.shape == (4, *IMAGE_SIZE)
+        assert set(np.unique(masks)) <= set(range(21)) | {255}
+        assert np.all(np.isfinite(images))
+
+
+def test_padding_is_the_mean_pixel_and_the_ignore_label(pipeline_parts):
+    """At half scale a quarter of each image is the example; the rest is the graph's mean pixel (normalised
+    with the graph's constants) and mask 255."""
+    fn_args, transform_output = pipeline_parts
+    expected = _transformed(fn_args, transform_output, fn_args.train_files)
+    half = AugmentationConfig.from_dict({"horizontal_flip": False,
+                                         "scale": {"enabled": True, "min_scale": 0.5, "max_scale": 0.5}})
+    padding = (expected["pixel_mean"][0] - expected["normalization_mean"][0]) / expected["normalization_std"][0]
+    for images, masks in _batches(fn_args, transform_output, half, seed=2):
+        for image, mask in zip(images, masks):
+            padded = np.all(np.abs(image - padding) < 1e-4, axis=-1)
+            assert padded.sum() >= IMAGE_SIZE[0] * IMAGE_SIZE[1] * 3 // 4
+            assert np.all(mask[padded] == 255)
+
+
+def test_training_needs_the_image_size(pipeline_parts):
+    fn_args, transform_output = pipeline_parts
+    with pytest.raises(ValueError, match="image_size"):
+        make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, 2, augmentation=NO_AUGMENTATION)
+
+
+def test_augment_batches_examples_and_applies_cutmix_per_batch():
+    """`augment` on hand-made examples: constant normalisation constants, CutMix mixes examples of a batch."""
+    masks = np.repeat(np.arange(4, dtype=np.int64), 8 * 8).reshape(4, 8, 8)
+    images = np.repeat(masks[..., None] * 10.0, 3, axis=-1).astype(np.float32)
+    examples = tf.data.Dataset.from_tensor_slices({
+        "image": images, "mask": masks, "normalization_mean": np.full((4, 3), 5.0, np.float32),
+        "normalization_std": np.full((4, 3), 2.0, np.float32), "pixel_mean": np.full((4, 3), 5.0, np.float32)})
+    config = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": False},
+                                           "cutmix": {"enabled": True, "probability": 1.0}})
+    mixed = 0
+    for seed in range(6):
+        batch_images, batch_masks = next(iter(augment(examples, config, (8, 8), batch_size=4, seed=seed)))
+        batch_images, batch_masks = batch_images.numpy(), batch_masks.numpy()
+        np.testing.assert_allclose(batch_images[..., 0] * 2.0 + 5.0, batch_masks * 10.0, atol=1e-4)
+        mixed += int(np.any(batch_masks != masks))
+    assert mixed > 0

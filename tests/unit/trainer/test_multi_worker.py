@@ -26,12 +26,12 @@ from tests.support.tiny_artifacts import TinyArtifacts, trainer_fn_args
 arguments = json.loads(sys.argv[1])
 exported = {}
 original_export = run.export_serving_model
-def export_and_report(model, transform_output, export_dir):
+def export_and_report(model, transform_output, export_dir, *args):
     digest = hashlib.sha256()
     for weight in model.get_weights():
         digest.update(weight.tobytes())
     exported.update(checksum=digest.hexdigest(), export_dir=export_dir)
-    original_export(model, transform_output, export_dir)
+    original_export(model, transform_output, export_dir, *args)
 run.export_serving_model = export_and_report
 tiny = TinyArtifacts(**{name: Path(path) for name, path in arguments["artifacts"].items()})
 run.run_fn(trainer_fn_args(tiny, Path(arguments["work"]), arguments["custom_config"], arguments["train_steps"]))

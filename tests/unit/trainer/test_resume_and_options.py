@@ -1,4 +1,5 @@
-"""Trainer options on real tiny artifacts: a Trainer killed mid-training resumes from its last checkpoint;
+"""Trainer options on real tiny artifacts: a Trainer killed mid-training resumes from its last checkpoint in
+the next execution (a new model-run folder, the same inputs and configuration);
 mixed precision and XLA train and export; plateau and early-stopping settings are validated and wired."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from components.core.config import PipelineConfig
 from components.core.hyperparams import ConfigError
 from components.core.label_maps import load_label_map
 from components.trainer.model_factory import build_compiled_model
-from components.trainer.run import run_fn, trainer_custom_config
+from components.trainer.run import resumable_backup_dir, run_fn, trainer_custom_config
 from tests.support.tiny_artifacts import IMAGE_SIZE, TinyArtifacts, trainer_fn_args
 
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -51,7 +52,8 @@ def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_art
                  "work": str(tmp_path), "custom_config": custom_config, "train_steps": 24}
     child = subprocess.Popen([sys.executable, "-c", _RUN_IN_CHILD, json.dumps(arguments)], cwd=REPOSITORY,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backup = tmp_path / "model_run" / artifacts.BACKUP_DIR
+    backup = Path(resumable_backup_dir(trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=24)))
+    assert backup.parent == tmp_path  # beside the model-run folders, not in one
 
     def saves() -> int:
         """The number of the newest backup checkpoint (`ckpt-N.index`, one more per save)."""
@@ -68,13 +70,20 @@ def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_art
     assert list(backup.rglob("*.index")), "the child ended before writing a resumable checkpoint"
     assert not (tmp_path / "model" / "Format-Serving" / "saved_model.pb").exists()
 
-    run_fn(trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=24))
-    history = json.loads((tmp_path / "model_run" / artifacts.HISTORY_FILE).read_text())
+    # The next execution: TFX gives it a new model-run folder; the same inputs and configuration find the
+    # killed one's checkpoint.
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, custom_config, train_steps=24)
+    fn_args.model_run_dir = str(tmp_path / "model_run_next_execution")
+    assert resumable_backup_dir(fn_args) == str(backup)
+    other = trainer_fn_args(tiny_artifacts, tmp_path, {**custom_config, "label_map": "cityscapes"}, train_steps=24)
+    assert resumable_backup_dir(other) != str(backup)  # another configuration: another checkpoint
+    run_fn(fn_args)
+    history = json.loads((tmp_path / "model_run_next_execution" / artifacts.HISTORY_FILE).read_text())
     # A fresh start would log all 12 epochs, the first ending at step 2; the resumed run logs only those
     # from the checkpoint's epoch on, the first ending at step 6 or later, and it still stops at step 24.
     assert 0 < len(history["loss"]) < 12
     assert history["steps"][0] >= 6 and history["steps"][-1] == 24
-    assert not list(backup.rglob("*.index"))  # deleted once training finished
+    assert not backup.exists()  # deleted once training finished
 
 
 def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, tmp_path):
@@ -87,7 +96,16 @@ def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, 
     model = tf.saved_model.load(fn_args.serving_model_dir)
     files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
     batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)))
-    assert model.signatures["serving_default"](examples=batch)["probabilities"].dtype == tf.float32
+    assert model.signatures["serve_examples"](examples=batch)["probabilities"].dtype == tf.float32
+
+
+def test_gradient_accumulation_trains_through_run_fn_and_exports(tiny_artifacts, tmp_path):
+    config = _config(gradient_accumulation_steps=2)
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps=3)
+    run_fn(fn_args)
+    history = json.loads(open(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE)).read())
+    assert history["steps"][-1] == 3.0 and np.isfinite(history["loss"]).all()  # optimizer steps, not micro-batches
+    assert "serving_default" in tf.saved_model.load(fn_args.serving_model_dir).signatures
 
 
 def test_xla_compiled_training_steps_match_the_plain_ones():

@@ -48,3 +48,17 @@ def test_cityscapes_unpaired_images_and_masks_are_both_listed(tmp_path, cityscap
         image.name[: -len("_leftImg8bit.png")]: (str(mask), "mask file not found"),
         "zurich_000099_000019": (str(image.parent / "zurich_000099_000019_leftImg8bit.png"), "image file not found"),
     }
+
+
+def test_a_city_folder_linked_from_elsewhere_is_listed(cityscapes_dir, tmp_path):
+    root = tmp_path / "cityscapes"
+    shutil.copytree(cityscapes_dir, root)
+    elsewhere = tmp_path / "shared_storage"
+    elsewhere.mkdir()
+    for top in ("leftImg8bit", "gtFine"):
+        (city,) = (root / top / "val").iterdir()
+        shutil.move(str(city), elsewhere / top)
+        (root / top / "val" / city.name).symlink_to(elsewhere / top, target_is_directory=True)
+    (candidate,) = datasets.plan_split("cityscapes", str(root), "val").candidates
+    assert candidate.image_path.startswith(str(root / "leftImg8bit" / "val"))
+    assert candidate.mask_path.startswith(str(root / "gtFine" / "val"))

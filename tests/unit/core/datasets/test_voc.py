@@ -74,3 +74,13 @@ def test_scoring_prefers_the_nearest_segmentation_class(tmp_path):
     (tmp_path / "SegmentationClass").mkdir()
     assert voc.ground_truth_folder(tmp_path) == tmp_path / "SegmentationClass"
     assert voc.ground_truth_folder(tmp_path / "VOCdevkit") == tmp_path / "VOCdevkit" / "VOC2012" / "SegmentationClass"
+
+
+def test_a_list_saved_with_a_byte_order_mark_keeps_its_first_id(voc_copy):
+    list_path = voc_copy / "ImageSets" / "Segmentation" / "train.txt"
+    ids = list_path.read_text().split()
+    list_path.write_bytes(b"\xef\xbb\xbf" + "".join(f"{example_id} \r\n" for example_id in ids).encode())
+    plan = datasets.plan_split("voc", str(voc_copy), "train")
+    assert [candidate.example_id for candidate in plan.candidates] == ids
+    assert all(candidate.problem is None for candidate in plan.candidates)
+    assert plan.candidates[0].image_path == str(voc_copy / "JPEGImages" / f"{ids[0]}.jpg")

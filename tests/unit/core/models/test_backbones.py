@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from components.core.models.backbones import build_backbone
-
+from components.core.models.backbones import BACKBONES, build_backbone
+from components.core.models.xception import aligned_xception
 
 
 def _application(backbone: keras.Model) -> dict:
@@ -16,9 +16,12 @@ def _application(backbone: keras.Model) -> dict:
 
 
 @pytest.mark.parametrize("name, output_stride, low_channels, high_channels", [
-    ("mobilenetv2", 16, 144, 1280), ("mobilenetv2", 8, 144, 1280), ("resnet50", 16, 256, 2048)])
+    ("mobilenetv2", 16, 144, 1280), ("mobilenetv2", 8, 144, 1280), ("resnet50", 16, 256, 2048),
+    ("xception41", 16, 64, 512), ("xception41", 8, 64, 512)])
 def test_features_come_at_stride_4_and_at_the_output_stride(name, output_stride, low_channels, high_channels):
-    backbone = build_backbone(name, (64, 96, 3), output_stride)
+    # The Xception runs at a quarter of its width here (256 and 2048 channels at 1.0).
+    backbone = build_backbone(name, (64, 96, 3), output_stride,
+                              width_multiplier=0.25 if name.startswith("xception") else 1.0)
     low, high = backbone(np.zeros((1, 64, 96, 3), np.float32))
     assert low.shape == (1, 16, 24, low_channels)
     assert high.shape == (1, 64 // output_stride, 96 // output_stride, high_channels)
@@ -49,6 +52,26 @@ def test_resnet50_keeps_both_branches_of_stage_5_at_stride_16_and_dilates_its_3x
     for block in (1, 2, 3):
         assert tuple(layers[f"conv5_block{block}_2_conv"]["dilation_rate"]) == (2, 2)
     assert tuple(layers["conv4_block6_2_conv"]["dilation_rate"]) == (1, 1)
+
+
+def test_aligned_xception_has_the_published_layout_and_dilates_its_exit_flow():
+    """Xception-65 at full width: 16 middle blocks of 728 channels, the exit flow's 1536/1536/2048, an extra
+    batch norm and ReLU after every depthwise convolution, strided separable convolutions (no pooling)."""
+    network = aligned_xception((64, 64, 3))
+    names = [layer.name for layer in network.layers]
+    assert sum(name.endswith("_add") and name.startswith("middle") for name in names) == 16
+    assert network.get_layer("middle_block16_sepconv3_pointwise").filters == 728
+    assert [network.get_layer(f"exit_sepconv{i}_pointwise").filters for i in (1, 2, 3)] == [1536, 1536, 2048]
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in network.layers)
+    assert all(f"{layer.name}_bn" in names and f"{layer.name}_relu" in names
+               for layer in network.layers if isinstance(layer, keras.layers.DepthwiseConv2D))
+    assert network.output.shape[1:] == (2, 2, 2048)
+    layers = _application(build_backbone("xception65", (64, 64, 3), 16, width_multiplier=0.25))
+    assert tuple(layers["exit_block1_sepconv3_depthwise"]["strides"]) == (1, 1)
+    assert tuple(layers["exit_block1_shortcut"]["strides"]) == (1, 1)
+    assert tuple(layers["exit_sepconv1_depthwise"]["dilation_rate"]) == (2, 2)
+    assert tuple(layers["entry_block3_sepconv3_depthwise"]["strides"]) == (2, 2)
+    assert set(BACKBONES) == {"mobilenetv2", "resnet50", "xception65", "xception41"}
 
 
 def test_weights_of_the_plain_application_load_into_the_dilated_backbone(tmp_path):

@@ -16,7 +16,8 @@ from components.core.models.deeplabv3plus import build_deeplabv3plus
 TINY = {"aspp_filters": 8, "low_level_filters": 4, "decoder_filters": 8, "width_multiplier": 0.35}
 
 
-@pytest.mark.parametrize("backbone, output_stride", [("mobilenetv2", 16), ("mobilenetv2", 8), ("resnet50", 16)])
+@pytest.mark.parametrize("backbone, output_stride", [("mobilenetv2", 16), ("mobilenetv2", 8), ("resnet50", 16),
+                                                     ("xception41", 16)])
 def test_logits_come_at_the_input_size(backbone, output_stride):
     model = build_deeplabv3plus((32, 48, 3), 5, backbone=backbone, output_stride=output_stride, **TINY)
     logits = model(np.zeros((2, 32, 48, 3), np.float32))
@@ -73,7 +74,7 @@ def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"'model.image_size' must be \[height, width\], each divisible by the "
                                           r"output stride = 16"):
         PipelineConfig.from_dict({"model": {"architecture": "deeplabv3plus", "image_size": [40, 32]}})
-    with pytest.raises(ConfigError, match="'model.deeplabv3plus.backbone.name' must be 'mobilenetv2' or 'resnet50'"):
+    with pytest.raises(ConfigError, match="'model.deeplabv3plus.backbone.name' must be 'mobilenetv2', 'resnet50', 'xception65' or 'xception41'"):
         PipelineConfig.from_dict({"model": {"architecture": "deeplabv3plus",
                                             "deeplabv3plus": {"backbone": {"name": "vgg"}}}})
     missing = ModelConfig.from_dict({"architecture": "deeplabv3plus", "image_size": [32, 32],

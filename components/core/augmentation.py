@@ -1,0 +1,233 @@
+"""Training augmentation of (image, mask) pairs: the DeepLab recipe and a few common additions, in TensorFlow ops.
+
+Everything works in pixel space on one example: `image` float32 [H, W, 3] RGB in [0, 255], `mask` int64
+[H, W] of class ids with :data:`~components.core.label_maps.IGNORE_LABEL` (255) for ignored pixels, and a
+`fill` pixel ([3], the dataset's mean pixel) for the image where no pixel exists. CutMix alone works on a
+batch. What runs, and with which ranges, is an
+:class:`~components.core.config.AugmentationConfig`:
+
+- photometric steps, image only (the mask is returned untouched): colour jitter (brightness, contrast,
+  saturation, hue on pixels / 255, clipped after each step) and Gaussian blur (separable depthwise
+  convolution, mirrored borders);
+- geometric steps, image and mask alike, composed into one affine map from output to input pixels and
+  resampled once (`tf.raw_ops.ImageProjectiveTransformV3`): a random scale of the whole image followed by
+  a random window of the output size (padding where the scaled image is smaller), a horizontal flip, a
+  rotation about the centre. The image is resampled bilinearly, the mask with nearest neighbour (so a
+  mask holds only ids it held, or 255); pixels from outside the input are the fill pixel in the image
+  and 255 in the mask. Photometric steps come first, so padding stays exactly the fill pixel.
+- CutMix (`cutmix`): with a probability, a random box of a partner example of the batch (a random
+  pairing) replaces the same box of an example, in image and mask alike.
+
+Randomness is stateless: every example gets an int64 [2] seed, split into one independent seed per step
+(`tf.random.experimental.stateless_split`), so a seed always gives the same result whatever the order or
+parallelism of the calls, and switching one step on or off does not change the draws of the others.
+
+Pixel-centre convention: pixel (x, y) has its centre at integer coordinates (x, y) in both the image
+and mask resampling, so bilinear and nearest sampling of the same map agree: where a pixel's 3x3
+neighbourhood in the output mask is one class, its bilinear image value comes from that class alone
+(for scales up to 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from components.core.config import AugmentationConfig, BlurAugmentationConfig, ColorJitterConfig
+from components.core.label_maps import IGNORE_LABEL
+
+# Index of each step's seed in the split of an example's seed (fixed, so one step's draws never depend on
+# which other steps are on).
+_SCALE, _FLIP, _ROTATION, _COLOR, _BLUR = range(5)
+_NUM_STEPS = 5
+
+
+def step_seeds(seed) -> tf.Tensor:
+    """Splits an example's int64 [2] seed into one independent [2] seed per step: an int64 [5, 2] tensor."""
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=_NUM_STEPS)
+
+
+def augment_example(image, mask, fill, seed, config: AugmentationConfig,
+                    output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Applies the configured augmentations (all but CutMix) to one example.
+
+    Args:
+        image: float32 [H, W, 3], RGB pixels in [0, 255].
+        mask: int64 [H, W] class ids, 255 = ignore.
+        fill: float32 [3], the pixel that padding and rotated-in corners of the image get (the mean pixel).
+        seed: int64 [2] stateless seed of this example.
+        config: which augmentations run, with their ranges.
+        output_size: (height, width) of the result; with scale off, the input is cropped or padded to it
+            at scale 1.
+
+    Returns:
+        (image float32 [output_size..., 3] in [0, 255] (the fill pixel aside), mask int64 [output_size...]).
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    mask = tf.convert_to_tensor(mask, tf.int64)
+    fill = tf.convert_to_tensor(fill, tf.float32)
+    seeds = step_seeds(seed)
+    if config.color_jitter.enabled:
+        image = color_jitter(image, seeds[_COLOR], config.color_jitter)
+    if config.blur.enabled:
+        image = random_gaussian_blur(image, seeds[_BLUR], config.blur)
+    if config.geometric or tuple(image.shape[:2]) != tuple(output_size):
+        transform = geometric_transform(tf.shape(image)[:2], output_size, seeds, config)
+        image, mask = warp(image, mask, fill, transform, output_size)
+    return image, mask
+
+
+def geometric_transform(input_size, output_size: tuple[int, int], seeds, config: AugmentationConfig) -> tf.Tensor:
+    """The random affine map from output pixel coordinates to input pixel coordinates, a float32 [3, 3] matrix.
+
+    Composed of, from the output back to the input: the rotation about the output's centre, the
+    horizontal flip, then the scaled window: output pixel (x, y) sits at (x + left, y + top) in the image
+    scaled by `s`, whose pixel i lies at (i + 0.5) * s - 0.5 (centres kept aligned, as
+    `tf.image.resize`). `top`, `left` are whole pixels drawn uniformly so that the window lies inside
+    the scaled image, or the scaled image inside the window where it is smaller.
+
+    Args:
+        input_size: (height, width) of the input, an int tensor [2].
+        output_size: (height, width) of the output.
+        seeds: the example's step seeds (`step_seeds`).
+        config: which geometric steps are on.
+    """
+    out_h, out_w = (float(side) for side in output_size)
+    in_h, in_w = tf.unstack(tf.cast(input_size, tf.float32))
+    if config.scale.enabled:
+        scale = tf.random.stateless_uniform([], seeds[_SCALE], config.scale.min_scale, config.scale.max_scale)
+    else:
+        scale = tf.constant(1.0)
+    offset_seeds = tf.random.experimental.stateless_split(seeds[_SCALE], num=2)
+    top = _window_offset(in_h * scale, out_h, offset_seeds[0])
+    left = _window_offset(in_w * scale, out_w, offset_seeds[1])
+    matrix = _affine(1.0 / scale, 0.0, (left + 0.5) / scale - 0.5,
+                     0.0, 1.0 / scale, (top + 0.5) / scale - 0.5)
+    if config.horizontal_flip:
+        flip = tf.random.stateless_uniform([], seeds[_FLIP]) < 0.5
+        mirror = _affine(-1.0, 0.0, out_w - 1.0, 0.0, 1.0, 0.0)
+        matrix = tf.where(flip, matrix @ mirror, matrix)
+    if config.rotation.enabled:
+        limit = math.radians(config.rotation.max_degrees)
+        angle = tf.random.stateless_uniform([], seeds[_ROTATION], -limit, limit)
+        matrix = matrix @ rotation_about_centre(angle, output_size)
+    return matrix
+
+
+def rotation_about_centre(angle, size: tuple[int, int]) -> tf.Tensor:
+    """The [3, 3] map from output to input coordinates of a rotation by `angle` radians about the centre
+    of a `size` (height, width) image (positive: the content turns clockwise on screen, y pointing down)."""
+    centre_x, centre_y = (size[1] - 1) / 2.0, (size[0] - 1) / 2.0
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    return _affine(cos, sin, centre_x - cos * centre_x - sin * centre_y,
+                   -sin, cos, centre_y + sin * centre_x - cos * centre_y)
+
+
+def warp(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resamples image (bilinear) and mask (nearest) through `transform`, output to input pixel coordinates.
+
+    Input pixels outside the input are `fill` in the image (per channel: the image is shifted by `fill`
+    so that the op's scalar fill value 0 stands for it) and the ignore label in the mask.
+    """
+    transforms = tf.reshape(transform, [9])[:8][None]
+    shape = tf.constant(output_size, tf.int32)
+    moved = tf.raw_ops.ImageProjectiveTransformV3(
+        images=(image - fill)[None], transforms=transforms, output_shape=shape, fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")[0] + fill
+    moved_mask = tf.raw_ops.ImageProjectiveTransformV3(
+        images=mask[None, :, :, None], transforms=transforms, output_shape=shape,
+        fill_value=float(IGNORE_LABEL), interpolation="NEAREST", fill_mode="CONSTANT")[0, :, :, 0]
+    return (tf.ensure_shape(moved, [*output_size, image.shape[-1]]),
+            tf.ensure_shape(moved_mask, list(output_size)))
+
+
+def color_jitter(image, seed, config: ColorJitterConfig) -> tf.Tensor:
+    """Random brightness, contrast, saturation and hue (in that order) of a [H, W, 3] pixel image in [0, 255]."""
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+    image = image / 255.0
+    if config.brightness > 0:
+        image = tf.clip_by_value(tf.image.stateless_random_brightness(image, config.brightness, seeds[0]), 0.0, 1.0)
+    if config.contrast > 0:
+        image = tf.clip_by_value(tf.image.stateless_random_contrast(
+            image, 1.0 - config.contrast, 1.0 + config.contrast, seeds[1]), 0.0, 1.0)
+    if config.saturation > 0:
+        image = tf.clip_by_value(tf.image.stateless_random_saturation(
+            image, 1.0 - config.saturation, 1.0 + config.saturation, seeds[2]), 0.0, 1.0)
+    if config.hue > 0:
+        image = tf.clip_by_value(tf.image.stateless_random_hue(image, config.hue, seeds[3]), 0.0, 1.0)
+    return image * 255.0
+
+
+def random_gaussian_blur(image, seed, config: BlurAugmentationConfig) -> tf.Tensor:
+    """Blurs a [H, W, C] image with probability `config.probability`, sigma uniform in [min_sigma, max_sigma]."""
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    sigma = tf.random.stateless_uniform([], seeds[0], config.min_sigma, config.max_sigma)
+    apply = tf.random.stateless_uniform([], seeds[1]) < config.probability
+    radius = math.ceil(3 * config.max_sigma)
+    return tf.cond(apply, lambda: tf.clip_by_value(gaussian_blur(image, sigma, radius), 0.0, 255.0), lambda: image)
+
+
+def gaussian_blur(image, sigma, radius: int) -> tf.Tensor:
+    """Separable Gaussian blur of a [H, W, C] image (kernel of 2 * radius + 1 taps, mirrored borders).
+
+    Both passes are vertical depthwise convolutions, the second on the transposed image: in TF 2.16 on
+    CPU (oneDNN on), `tf.nn.depthwise_conv2d` with a horizontal [1, k, C, 1] filter of 15 taps or more
+    crashed the process or grew its memory without bound, while vertical [k, 1, C, 1] filters ran.
+    """
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel = kernel / tf.reduce_sum(kernel)
+    kernel = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, image.shape[-1], 1])
+    padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+    blurred = tf.transpose(blurred, [0, 2, 1, 3])
+    blurred = tf.nn.depthwise_conv2d(blurred, kernel, strides=[1, 1, 1, 1], padding="VALID")
+    return tf.transpose(blurred, [0, 2, 1, 3])[0]
+
+
+def cutmix(images, masks, seed, probability: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """CutMix within a batch: each example, with probability `probability`, gets a box of its partner.
+
+    Partners are a random permutation of the batch (an example may draw itself, which changes nothing).
+    The box covers a fraction r ~ U[0, 1] of the image (sides sqrt(r) of the image's, CutMix with
+    alpha = 1), centred uniformly and clipped to the image; image and mask take the same box.
+
+    Args:
+        images: float [B, H, W, C].
+        masks: int [B, H, W].
+        seed: int64 [2] stateless seed of the batch.
+        probability: chance that an example gets a box.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+    batch = tf.shape(images)[0]
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    partner = tf.argsort(tf.random.stateless_uniform([batch], seeds[0]))
+    apply = tf.random.stateless_uniform([batch], seeds[1]) < probability
+    side = tf.sqrt(tf.random.stateless_uniform([batch], seeds[2]))
+    centre = tf.random.stateless_uniform([batch, 2], seeds[3])
+    size = tf.cast(tf.stack([height, width]), tf.float32)
+    half = side[:, None] * size / 2.0
+    start = tf.cast(tf.round(tf.clip_by_value(centre * size - half, 0.0, size)), tf.int32)
+    end = tf.cast(tf.round(tf.clip_by_value(centre * size + half, 0.0, size)), tf.int32)
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    inside = ((rows >= start[:, 0, None, None]) & (rows < end[:, 0, None, None]) &
+              (cols >= start[:, 1, None, None]) & (cols < end[:, 1, None, None]) & apply[:, None, None])
+    images = tf.where(inside[..., None], tf.gather(images, partner), images)
+    masks = tf.where(inside, tf.gather(masks, partner), masks)
+    return images, masks
+
+
+def _window_offset(scaled: tf.Tensor, out: float, seed) -> tf.Tensor:
+    """Whole-pixel position of the output window in the scaled image, uniform: in [0, scaled - out] when
+    the scaled image is larger (a crop), in [scaled - out, 0] when smaller (padding on both sides)."""
+    low = tf.minimum(0.0, tf.math.ceil(scaled - out))
+    high = tf.maximum(0.0, tf.floor(scaled - out))
+    return tf.floor(tf.random.stateless_uniform([], seed, low, high + 1.0))
+
+
+def _affine(a0, a1, a2, b0, b1, b2) -> tf.Tensor:
+    """[[a0, a1, a2], [b0, b1, b2], [0, 0, 1]] as float32."""
+    values = [tf.cast(value, tf.float32) for value in (a0, a1, a2, b0, b1, b2)]
+    return tf.stack([tf.stack(values[:3]), tf.stack(values[3:]), tf.constant([0.0, 0.0, 1.0])])

@@ -1,0 +1,1 @@
+"""TFX adapter: the TFLite models of every trained model, converted and evaluated inside the pipeline."""
