@@ -59,9 +59,12 @@ def _xception(middle_blocks: int, name: str):
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    # MobileNetV2 (Sandler et al. 2018), as DeepLab's mobile configuration: the expansion of block 3
-    # (stride 4, 144 channels at alpha 1) and the final 1x1 expansion (1280 channels).
-    "mobilenetv2": BackboneSpec(_mobilenet_v2, "block_3_expand_relu", "out_relu"),
+    # MobileNetV2 (Sandler et al. 2018), as DeepLab's mobile configuration (tensorflow/models
+    # research/deeplab, `_MOBILENET_V2_FINAL_ENDPOINT = 'layer_18'`): the expansion of block 3 (stride 4,
+    # 144 channels at alpha 1) and the output of the last inverted-residual block (320 channels). The
+    # classifier's final 1x1 expansion to 1280 channels is not used: ASPP's 3x3 branches over 1280
+    # channels held two thirds of the model's weights and cost more than the backbone itself.
+    "mobilenetv2": BackboneSpec(_mobilenet_v2, "block_3_expand_relu", "block_16_project_BN"),
     # ResNet-50 (He et al. 2016): the end of stage 2 (stride 4, 256 channels) and of stage 5 (2048).
     "resnet50": BackboneSpec(_resnet50, "conv2_block3_out", "conv5_block3_out"),
     # Aligned Xception (Chen et al. 2018), written in `xception.py`: Xception-65 (16 middle-flow blocks),

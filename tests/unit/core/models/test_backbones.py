@@ -16,7 +16,7 @@ def _application(backbone: keras.Model) -> dict:
 
 
 @pytest.mark.parametrize("name, output_stride, low_channels, high_channels", [
-    ("mobilenetv2", 16, 144, 1280), ("mobilenetv2", 8, 144, 1280), ("resnet50", 16, 256, 2048),
+    ("mobilenetv2", 16, 144, 320), ("mobilenetv2", 8, 144, 320), ("resnet50", 16, 256, 2048),
     ("xception41", 16, 64, 512), ("xception41", 8, 64, 512)])
 def test_features_come_at_stride_4_and_at_the_output_stride(name, output_stride, low_channels, high_channels):
     # The Xception runs at a quarter of its width here (256 and 2048 channels at 1.0).
