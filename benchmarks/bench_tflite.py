@@ -1,7 +1,7 @@
 """Benchmark: int8 against float32 TFLite: single-image latency, file size and mIoU, same model, same run.
 
-For each architecture (the default configs' U-Net and DeepLabv3+, `components.core.config` defaults, at
-``--size``, batch-norm momentum 0.9): the model is trained for ``--steps`` steps on generated scenes
+For each architecture (the model sections of the default configs, ``pipeline/configs/voc_unet.yaml`` and
+``voc_deeplabv3plus.yaml``, at ``--size``, batch-norm momentum 0.9): the model is trained for ``--steps`` steps on generated scenes
 (textured ellipses and rectangles of 7 classes on a textured background, 21-class VOC head), converted
 with ``components.core.tflite.convert`` to float32, dynamic-range and int8 (calibrated on ``--calibration``
 training scenes chosen by ``select_calibration_examples``) and scored on held-out scenes with
@@ -35,8 +35,10 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from components.core import tflite  # noqa: E402
-from components.core.config import ModelConfig  # noqa: E402
 from components.core.models.builder import build_model  # noqa: E402
+from pipeline.config import CONFIGS_DIR, load_config  # noqa: E402
+
+CONFIGS = {"unet": CONFIGS_DIR / "voc_unet.yaml", "deeplabv3plus": CONFIGS_DIR / "voc_deeplabv3plus.yaml"}
 
 NUM_CLASSES = 21
 SCENE_CLASSES = 7
@@ -77,8 +79,8 @@ def scenes(count: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, np
 def train(architecture: str, size: tuple[int, int], steps: int, images: np.ndarray, masks: np.ndarray):
     # Batch-norm momentum 0.9 for both (DeepLabv3+'s default; the U-Net's 0.99 leaves the inference statistics
     # unsettled after a few hundred steps, and a model that has not learnt says nothing about int8's loss).
-    config = ModelConfig.from_dict({"architecture": architecture, "image_size": list(size),
-                                    "unet": {"batch_norm_momentum": 0.9}})
+    config = load_config(CONFIGS[architecture], [f"model.image_size={list(size)}",
+                                                 "model.unet.batch_norm_momentum=0.9"]).model
     keras.utils.set_random_seed(0)
     model = build_model(config, NUM_CLASSES)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),

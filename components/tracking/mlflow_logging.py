@@ -20,7 +20,6 @@ import os
 import subprocess
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
@@ -354,16 +353,12 @@ def _register_served_model(client: MlflowClient, run_id: str, served: ServedMode
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="segpipe-pyfunc-") as scratch:
         local = os.path.join(scratch, "model")
-        # Saving executes the model's code file again (models from code): its own warning filter does not
-        # cover that pass, so MLflow's type-hint advice is silenced here too (the signature describes the input).
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
-            mlflow.pyfunc.save_model(
-                local, python_model=served_model.__file__,
-                artifacts={served_model.SAVED_MODEL_ARTIFACT: served.saved_model_dir},
-                signature=served_model_signature(),
-                input_example=pd.DataFrame({served_model.IMAGE_COLUMN: [served.example_image]}),
-                pip_requirements=pip_requirements())
+        mlflow.pyfunc.save_model(
+            local, python_model=served_model.__file__,
+            artifacts={served_model.SAVED_MODEL_ARTIFACT: served.saved_model_dir},
+            signature=served_model_signature(),
+            input_example=pd.DataFrame({served_model.IMAGE_COLUMN: [served.example_image]}),
+            pip_requirements=pip_requirements())
         logged = client.create_logged_model(run.info.experiment_id, name="segmentation_model", source_run_id=run_id,
                                             tags=dict(served.tags))
         client.log_model_artifacts(logged.model_id, local)
