@@ -29,6 +29,9 @@ _KNOWN_HARMLESS = (
     "No semi_persistent_directory found",  # Beam workers (multi-processing), forwarded as warnings
     "Discarding unparseable args",
     "base run context None or new pipeline run context",  # TFX's partial run (`segpipe run --until`), first step
+    # tf.Transform, from every Beam worker (multi-processing), for each analyzer of `preprocessing_fn`; its own
+    # text says it is safe to ignore when every analyzer has a `name`, as all of segpipe's have.
+    "node's cache key varies on repeated tracing",
 )
 
 
