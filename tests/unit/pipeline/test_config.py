@@ -35,7 +35,7 @@ def test_flat_names_every_value_once():
     ("training.epochs=three", "'training.epochs' must be an integer"),
     ("training.epochs=0", "'training.epochs' must be at least 1"),
     ("data.format=coco", "'data.format' must be 'voc' or 'cityscapes'"),
-    ("model.image_size=[30, 32]", "'model.image_size' must be [height, width], each divisible by 2**depth = 8"),
+    ("model.image_size=[30, 32]", "'model.image_size' must be [height, width], each divisible by 2**depth = 16"),
     ("model.image_size=[32]", "'model.image_size' must have 2 items"),
     ("runtime.enable_cache=maybe", "'runtime.enable_cache' must be true or false"),
     ("evaluation.miou_threshold=2", "'evaluation.miou_threshold' must be in [0, 1]"),
