@@ -1,10 +1,10 @@
 """Benchmark: int8 against float32 TFLite: single-image latency, file size and mIoU, same model, same run.
 
 For each architecture (the model sections of the default configs, ``pipeline/configs/voc_unet.yaml`` and
-``voc_deeplabv3plus.yaml``, at ``--size``, batch-norm momentum 0.9): the model is trained for ``--steps`` steps on generated scenes
-(textured ellipses and rectangles of 7 classes on a textured background, 21-class VOC head), converted
-with ``components.core.tflite.convert`` to float32, dynamic-range and int8 (calibrated on ``--calibration``
-training scenes chosen by ``select_calibration_examples``) and scored on held-out scenes with
+``voc_deeplabv3plus.yaml``, at ``--size``, batch-norm momentum 0.9): the model is trained for ``--steps``
+steps on generated scenes (textured ellipses and rectangles of 7 classes on a textured background, 21-class
+VOC head), converted with ``components.core.tflite.convert`` to float32, dynamic-range and int8 (calibrated
+on ``--calibration`` training scenes chosen by ``select_calibration_examples``) and scored on held-out scenes with
 ``evaluate_predictors`` (the Evaluator's metric code); the Keras model is scored and timed beside them.
 Latency: one preprocessed image, ``tf.lite.Interpreter`` with XNNPACK and one thread per core, ``--runs``
 invocations after a warm-up, rounds interleaved across the formats so that load from other processes
