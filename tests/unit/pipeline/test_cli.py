@@ -62,9 +62,11 @@ def test_quiet_by_default_and_verbose_on_request():
     noisy = logging.LogRecord("absl", logging.INFO, __file__, 1, "Using deployment config: x", None, None)
     progress = logging.LogRecord("absl", logging.INFO, __file__, 1, "Component %s is running.", ("Trainer",), None)
     harmless = logging.LogRecord("absl", logging.WARNING, __file__, 1, "ArtifactQuery.property_predicate is not supported.", None, None)
+    reordered = logging.LogRecord("absl", logging.WARNING, __file__, 1, "Changing the value of option deterministic from True to False.", None, None)
     assert not quiet_handler.filter(noisy)
     assert quiet_handler.filter(progress)
     assert not quiet_handler.filter(harmless)
+    assert not quiet_handler.filter(reordered)
     configure_logging(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert logging.getLogger().handlers[0].filter(noisy)
