@@ -91,14 +91,6 @@ def train(architecture: str, size: tuple[int, int], steps: int, images: np.ndarr
     return model
 
 
-def xnnpack_partitions(content: bytes) -> int:
-    """DELEGATE nodes the interpreter's default XNNPACK delegate makes of a model: 1 when it takes the whole graph;
-    more when ops it refuses (run by TFLite's own kernels) cut the graph, as per-channel int8 TRANSPOSE_CONVs did."""
-    interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
-    interpreter.allocate_tensors()
-    return sum(details["op_name"] == "DELEGATE" for details in interpreter._get_ops_details())
-
-
 def bench_architecture(architecture: str, args) -> dict:
     size = (args.size, args.size)
     train_images, train_masks = scenes(args.train_images, size, seed=0)
@@ -146,7 +138,7 @@ def bench_architecture(architecture: str, args) -> dict:
         "parameters": int(model.count_params()),
         "latency_ms": {name: round(value, 3) for name, value in latency.items()},
         "size_bytes": {variant: len(content) for variant, content in contents.items()},
-        "xnnpack_partitions": {variant: xnnpack_partitions(content) for variant, content in contents.items()},
+        "xnnpack_partitions": {variant: tflite.xnnpack_partitions(content) for variant, content in contents.items()},
         "miou": {name: round(result.miou, 4) for name, result in results.items()},
         "int8_miou_drop": round(results[KERAS].miou - results[tflite.INT8].miou, 4),
         "int8_latency_vs_float32": round(latency[tflite.INT8] / latency[tflite.FLOAT32], 3),

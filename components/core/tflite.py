@@ -187,6 +187,15 @@ def per_tensor_transpose_convolutions(model_content: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else model_content
 
 
+def xnnpack_partitions(model_content: bytes) -> int:
+    """How many DELEGATE nodes the interpreter's default XNNPACK delegate makes of a model: 1 when it takes the
+    whole graph; more when ops it refuses (left to TFLite's own kernels) cut the graph, as per-channel int8
+    TRANSPOSE_CONVs did; 0 when it takes nothing."""
+    interpreter = tf.lite.Interpreter(model_content=model_content, num_threads=1)
+    interpreter.allocate_tensors()
+    return sum(details["op_name"] == "DELEGATE" for details in interpreter._get_ops_details())
+
+
 def select_calibration_examples(classes_per_example: Sequence[Iterable[int]], count: int) -> list[int]:
     """Indices of the examples of a representative dataset: every class covered first, then spread evenly.
 

@@ -138,14 +138,6 @@ def test_evaluation_crops_to_the_content_and_scores_at_the_ground_truths_resolut
 
 
 
-def _xnnpack_partitions(content: bytes) -> int:
-    """DELEGATE nodes the interpreter's default XNNPACK delegate made: 1 when it took the whole graph, more when
-    ops it refused (left to TFLite's own kernels) cut the graph, 0 when it took nothing."""
-    interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
-    interpreter.allocate_tensors()
-    return sum(details["op_name"] == "DELEGATE" for details in interpreter._get_ops_details())
-
-
 def _transpose_conv_weight_scales(content: bytes) -> list[int]:
     """How many scales each TRANSPOSE_CONV's weights have (1: per tensor; the output channels: per channel)."""
     interpreter = tf.lite.Interpreter(model_content=content)
@@ -158,7 +150,7 @@ def test_the_int8_unet_runs_as_one_xnnpack_partition(trained):
     """Its TRANSPOSE_CONVs have per-tensor weights (what XNNPACK takes in int8), so none falls out of the delegate."""
     content = trained["tflite"][tflite.INT8]
     assert _transpose_conv_weight_scales(content) == [1, 1]
-    assert _xnnpack_partitions(content) == 1
+    assert tflite.xnnpack_partitions(content) == 1
 
 
 def test_transpose_conv_weights_requantized_per_tensor_keep_the_per_channel_models_outputs():
@@ -181,8 +173,8 @@ def test_transpose_conv_weights_requantized_per_tensor_keep_the_per_channel_mode
     converter.inference_input_type = converter.inference_output_type = tf.int8
     per_channel = converter.convert()
     per_tensor = tflite.per_tensor_transpose_convolutions(per_channel)
-    assert _transpose_conv_weight_scales(per_channel) == [4] and _xnnpack_partitions(per_channel) == 0
-    assert _transpose_conv_weight_scales(per_tensor) == [1] and _xnnpack_partitions(per_tensor) == 1
+    assert _transpose_conv_weight_scales(per_channel) == [4] and tflite.xnnpack_partitions(per_channel) == 0
+    assert _transpose_conv_weight_scales(per_tensor) == [1] and tflite.xnnpack_partitions(per_tensor) == 1
 
     images = calibration[:4]  # inside the calibrated input range: no clipping at the int8 input
     expected = model(images).numpy()
