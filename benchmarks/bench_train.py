@@ -12,11 +12,14 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
 - **input**: the Trainer's input pipeline alone (read, transform graph, augmentation), iterated as fast as
   it goes; its images/s against the trainer's training images/s must be >= 3 so training never waits.
 
-Both fits run `--warmup` steps first (tracing, first-call costs), then `--steps` timed steps; repeated
-`--repeats` times, medians reported. Run from the repository root: `.venv/bin/python benchmarks/bench_train.py`.
+Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the two
+fits alternate in chunks of `--steps` timed steps, `--repeats` pairs, and the reported ratio is the median
+of the pairs' ratios (the machine's speed drifts: the same plain fit ran at 4.7-8.8 img/s here, and a
+pair sees the same drift). Run from the repository root: `.venv/bin/python benchmarks/bench_train.py`.
 Progress goes to stderr; the last line of stdout is one JSON object: `value` = trainer images/s of
-U-Net, `baseline` = plain images/s of U-Net, `ratio` = value / baseline (goal >= 1.0), plus the same for
-DeepLabv3+ and the input-pipeline ratios.
+U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median pair ratio (goal >= 1.0),
+plus the same for DeepLabv3+, the input-pipeline ratios and the cores the process kept busy (`cores_used`,
+CPU time over wall time; 2 at most here).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ configure_logging()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
 
 IMAGE_SIZE = (256, 256)
 ARCHITECTURES = ("unet", "deeplabv3plus")
@@ -104,12 +108,32 @@ def fn_args_for(root: Path, custom_config: dict, train_steps: int):
                                             exec_properties, working_dir=str(root / "working"))
 
 
-def time_fit(model, dataset, warmup: int, steps: int, batch_size: int) -> float:
-    """Images per second of `steps` fit steps after `warmup` untimed ones."""
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0)
-    start = time.perf_counter()
+def warm_up(model, dataset, steps: int) -> None:
+    """Runs `steps` untimed fit steps (tracing, first-call costs)."""
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+
+
+class _StepClock(keras.callbacks.Callback):
+    """Wall and CPU clocks at the start of training and at the end of its last batch."""
+
+    def on_train_begin(self, logs=None):
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.end, self.cpu_end = time.perf_counter(), time.process_time()
+
+
+def time_fit(model, dataset, steps: int, batch_size: int) -> tuple[float, float]:
+    """Images per second of `steps` fit steps, and the cores the process used meanwhile (CPU time / wall time).
+
+    Timed from the start of training to the end of the last batch: `fit` returns up to ~2.5 s later here
+    (tf.data's autotuning thread winds down as the iterator goes), a cost of the short fits a benchmark
+    makes, not of training.
+    """
+    clock = _StepClock()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+    wall = clock.end - clock.start
+    return steps * batch_size / wall, (clock.cpu_end - clock.cpu_start) / wall
 
 
 def time_input(dataset, batches: int, batch_size: int) -> float:
@@ -159,20 +183,29 @@ def measure(root: Path, architecture: str, args) -> dict:
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()
                   .batch(args.batch_size).prefetch(tf.data.AUTOTUNE))
-    trainer, baseline, input_rate = [], [], []
+    with strategy.scope():
+        model = build_compiled_model(config, label_map, total, args.batch_size)
+    keras.utils.set_random_seed(0)
+    plain = build_compiled_model(config, label_map, total, args.batch_size)  # no strategy
+    warm_up(model, train_data, args.warmup)
+    warm_up(plain, plain_data, args.warmup)
+    # The two fits alternate in short chunks and each chunk's ratio is taken against its neighbour: the
+    # machine's speed drifts (the same plain fit ran at 4.7-8.8 img/s here), a pair sees the same drift.
+    trainer, baseline, ratios, cores = [], [], [], []
     for repeat in range(args.repeats):
-        with strategy.scope():
-            model = build_compiled_model(config, label_map, total, args.batch_size)
-        trainer.append(time_fit(model, train_data, args.warmup, args.steps, args.batch_size))
-        tf.keras.utils.set_random_seed(0)
-        plain = build_compiled_model(config, label_map, total, args.batch_size)  # no strategy
-        baseline.append(time_fit(plain, plain_data, args.warmup, args.steps, args.batch_size))
-        input_rate.append(time_input(train_data, args.input_batches, args.batch_size))
-        _progress(f"{architecture} run {repeat + 1}: trainer {trainer[-1]:.2f} img/s, plain {baseline[-1]:.2f} img/s, "
-                  f"input pipeline {input_rate[-1]:.1f} img/s")
+        first, second = ((model, train_data, trainer), (plain, plain_data, baseline))[::1 if repeat % 2 == 0 else -1]
+        for fitted, data, rates in (first, second):
+            rate, used = time_fit(fitted, data, args.steps, args.batch_size)
+            rates.append(rate)
+            cores.append(used)
+        ratios.append(trainer[-1] / baseline[-1])
+        _progress(f"{architecture} pair {repeat + 1}: trainer {trainer[-1]:.2f} img/s, plain {baseline[-1]:.2f} "
+                  f"img/s, ratio {ratios[-1]:.3f}")
+    input_rate = [time_input(train_data, args.input_batches, args.batch_size) for _ in range(3)]
+    _progress(f"{architecture} input pipeline: {', '.join(f'{rate:.1f}' for rate in input_rate)} img/s")
     result = {"trainer": statistics.median(trainer), "baseline": statistics.median(baseline),
-              "input": statistics.median(input_rate)}
-    result["ratio"] = result["trainer"] / result["baseline"]
+              "input": statistics.median(input_rate), "cores_used": statistics.median(cores)}
+    result["ratio"] = statistics.median(ratios)
     result["input_ratio"] = result["input"] / result["trainer"]
     return result
 
@@ -182,9 +215,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48, help="synthetic images (3/4 of them train)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="alternating trainer and plain fits; medians reported (the plain fit's rate varied 2x here)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps of one chunk")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="pairs of alternating trainer and plain chunks; the median pair ratio is reported")
     parser.add_argument("--input-batches", type=int, default=20)
     parser.add_argument("--architectures", default=",".join(ARCHITECTURES))
     args = parser.parse_args()
