@@ -90,18 +90,35 @@ def build_loss(config: PipelineConfig, label_map: LabelMap, class_weights: np.nd
                              class_weights=class_weights)
 
 
+def _build_with_policy(config: PipelineConfig, num_classes: int, policy: str) -> keras.Model:
+    """The configured network whose layers compute under the Keras dtype `policy` (the global policy is
+    only set while they are built: each layer keeps the policy it was built with)."""
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return with_gradient_accumulation(build_model(config.model, num_classes),
+                                          config.training.gradient_accumulation_steps)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def float32_copy(model: keras.Model, config: PipelineConfig, num_classes: int) -> keras.Model:
+    """`model` itself when it computes in float32; else the same network built under the float32 policy
+    with `model`'s weights (mixed-precision variables are float32 already): what is exported, so that
+    serving and TFLite conversion never meet float16 or bfloat16 computations."""
+    if config.training.mixed_precision == "float32":
+        return model
+    copy = _build_with_policy(config, num_classes, "float32")
+    for source, target in zip(model.layers, copy.layers, strict=True):
+        target.set_weights(source.get_weights())
+    return copy
+
+
 def build_compiled_model(config: PipelineConfig, label_map: LabelMap, total_steps: int,
                          global_batch_size: int, class_weights: np.ndarray | None = None) -> keras.Model:
     """Builds and compiles the configured network (call inside the strategy scope)."""
     keep_autograph_off_tf_keras()
-    previous_policy = keras.mixed_precision.global_policy()
-    if config.training.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")  # the layers keep it once built
-    try:
-        model = with_gradient_accumulation(build_model(config.model, label_map.num_classes),
-                                           config.training.gradient_accumulation_steps)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    model = _build_with_policy(config, label_map.num_classes, config.training.mixed_precision)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
     model.compile(optimizer=build_optimizer(config, total_steps, global_batch_size),
                   loss=build_loss(config, label_map, class_weights),

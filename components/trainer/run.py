@@ -40,7 +40,7 @@ from components.trainer import strategy as strategy_lib
 from components.trainer.data import make_dataset, read_transform_constants
 from components.trainer.export import export_serving_model
 from components.trainer.live_metrics import live_logger_from_environment
-from components.trainer.model_factory import build_compiled_model, class_weights_of
+from components.trainer.model_factory import build_compiled_model, class_weights_of, float32_copy
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, artifacts.HISTORY_FILE), "w") as history_file:
             json.dump({name: [float(v) for v in values] for name, values in history.history.items()}, history_file)
     export_dir = strategy_lib.worker_export_dir(fn_args.serving_model_dir)
-    export_serving_model(model, transform_output, export_dir, label_map, max_image_pixels)
+    export_serving_model(float32_copy(model, config, label_map.num_classes), transform_output, export_dir, label_map,
+                         max_image_pixels)
     if strategy_lib.is_chief():
         logger.info("Exported the serving model to %s", export_dir)
     else:

@@ -21,7 +21,7 @@ from components import artifacts
 from components.core.config import PipelineConfig
 from components.core.hyperparams import ConfigError
 from components.core.label_maps import load_label_map
-from components.trainer.model_factory import build_compiled_model
+from components.trainer.model_factory import build_compiled_model, float32_copy
 from components.trainer.run import resumable_backup_dir, run_fn, trainer_custom_config
 from tests.support.tiny_artifacts import IMAGE_SIZE, TinyArtifacts, trainer_fn_args
 
@@ -86,8 +86,9 @@ def test_a_trainer_killed_mid_training_resumes_from_its_last_checkpoint(tiny_art
     assert not backup.exists()  # deleted once training finished
 
 
-def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, tmp_path):
-    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(_config(mixed_precision=True),
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_exports_a_float32_model_with_the_trained_weights(tiny_artifacts, tmp_path, policy):
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(_config(mixed_precision=policy),
                                                                                "pascal_voc"), train_steps=2)
     run_fn(fn_args)
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # not left behind for the process
@@ -97,6 +98,29 @@ def test_mixed_precision_trains_with_a_float32_head_and_exports(tiny_artifacts, 
     files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
     batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)))
     assert model.signatures["serve_examples"](examples=batch)["probabilities"].dtype == tf.float32
+    # The export computes in float32 (no float16 or bfloat16 op in the serving graph) with the trained weights.
+    graph = model.signatures["serving_default"].graph.as_graph_def()
+    dtypes = {attr.type for function in graph.library.function for node in function.node_def
+              for attr in node.attr.values() if attr.type}
+    assert not dtypes & {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum}
+
+
+def test_the_float32_copy_of_a_mixed_precision_model_predicts_as_it_does():
+    config = _config(mixed_precision="mixed_bfloat16")
+    trained = build_compiled_model(config, load_label_map("pascal_voc"), total_steps=4, global_batch_size=2)
+    assert "bfloat16" in {layer.compute_dtype for layer in trained.layers}
+    copy = float32_copy(trained, config, num_classes=21)
+    assert {layer.compute_dtype for layer in copy.layers if layer.weights} == {"float32"}
+    images = np.random.default_rng(0).normal(size=(2, *IMAGE_SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(copy(images).numpy(), trained(images).numpy(), atol=0.05)  # bfloat16 rounding
+    float32_model = build_compiled_model(_config(), load_label_map("pascal_voc"), 4, 2)
+    assert float32_copy(float32_model, _config(), 21) is float32_model
+
+
+def test_an_unknown_precision_policy_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"'training.mixed_precision' must be 'float32', 'mixed_float16' or "
+                                          r"'mixed_bfloat16'"):
+        _config(mixed_precision="bfloat16")
 
 
 def test_gradient_accumulation_trains_through_run_fn_and_exports(tiny_artifacts, tmp_path):
