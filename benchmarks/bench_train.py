@@ -9,17 +9,19 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
 - **baseline**: a plain tf-keras script: the same examples decoded once, resized and standardised into
   numpy arrays held in memory, `tf.data.Dataset.from_tensor_slices(...).shuffle().repeat().batch()`,
   the same model, loss and optimizer, `model.fit` without a strategy;
+- **trainer_bfloat16**: the trainer's path with `training.mixed_precision: mixed_bfloat16`;
 - **input**: the Trainer's input pipeline alone (read, transform graph, augmentation), iterated as fast as
   it goes; its images/s against the trainer's training images/s must be >= 3 so training never waits.
 
-Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the two
-fits alternate in chunks of `--steps` timed steps, `--repeats` pairs, and the reported ratio is the median
-of the pairs' ratios (the machine's speed drifts: the same plain fit ran at 4.7-8.8 img/s here, and a
-pair sees the same drift). Run from the repository root: `.venv/bin/python benchmarks/bench_train.py`.
+Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the three
+fits take turns in chunks of `--steps` timed steps, `--repeats` rounds, and the reported ratio is the
+median of the rounds' ratios (the machine's speed drifts: the same plain fit ran at 4.7-8.8 img/s here,
+and a round sees the same drift). Run from the repository root: `.venv/bin/python benchmarks/bench_train.py`.
 Progress goes to stderr; the last line of stdout is one JSON object: `value` = trainer images/s of
-U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median pair ratio (goal >= 1.0),
-plus the same for DeepLabv3+, the input-pipeline ratios and the cores the process kept busy (`cores_used`,
-CPU time over wall time; 2 at most here).
+U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median round ratio (goal >= 1.0),
+plus the same for DeepLabv3+, `ratio_bfloat16` (the Trainer with `training.mixed_precision:
+mixed_bfloat16` against the same float32 plain script: the stretch goal's "settings"), the input-pipeline
+ratios and the cores the process kept busy (`cores_used`, CPU time over wall time; 2 at most here).
 """
 
 from __future__ import annotations
@@ -183,29 +185,38 @@ def measure(root: Path, architecture: str, args) -> dict:
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()
                   .batch(args.batch_size).prefetch(tf.data.AUTOTUNE))
+    bfloat16_config = config.replace(training={**config.training.to_dict(), "mixed_precision": "mixed_bfloat16"})
     with strategy.scope():
         model = build_compiled_model(config, label_map, total, args.batch_size)
+        bfloat16_model = build_compiled_model(bfloat16_config, label_map, total, args.batch_size)
     keras.utils.set_random_seed(0)
     plain = build_compiled_model(config, label_map, total, args.batch_size)  # no strategy
-    warm_up(model, train_data, args.warmup)
-    warm_up(plain, plain_data, args.warmup)
-    # The two fits alternate in short chunks and each chunk's ratio is taken against its neighbour: the
-    # machine's speed drifts (the same plain fit ran at 4.7-8.8 img/s here), a pair sees the same drift.
-    trainer, baseline, ratios, cores = [], [], [], []
+    fits = {"trainer": (model, train_data), "trainer_bfloat16": (bfloat16_model, train_data),
+            "baseline": (plain, plain_data)}
+    for fitted, data in fits.values():
+        warm_up(fitted, data, args.warmup)
+    # The fits take turns in short chunks (the order rotating) and each round's ratios are taken against
+    # its own plain chunk: the machine's speed drifts (the same plain fit ran at 4.7-8.8 img/s here), a
+    # round sees the same drift.
+    rates = {name: [] for name in fits}
+    ratios = {name: [] for name in fits if name != "baseline"}
+    cores = []
+    names = list(fits)
     for repeat in range(args.repeats):
-        first, second = ((model, train_data, trainer), (plain, plain_data, baseline))[::1 if repeat % 2 == 0 else -1]
-        for fitted, data, rates in (first, second):
-            rate, used = time_fit(fitted, data, args.steps, args.batch_size)
-            rates.append(rate)
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            rate, used = time_fit(*fits[name], args.steps, args.batch_size)
+            rates[name].append(rate)
             cores.append(used)
-        ratios.append(trainer[-1] / baseline[-1])
-        _progress(f"{architecture} pair {repeat + 1}: trainer {trainer[-1]:.2f} img/s, plain {baseline[-1]:.2f} "
-                  f"img/s, ratio {ratios[-1]:.3f}")
+        for name in ratios:
+            ratios[name].append(rates[name][-1] / rates["baseline"][-1])
+        _progress(f"{architecture} round {repeat + 1}: " + ", ".join(f"{name} {rates[name][-1]:.2f}" for name in names)
+                  + " img/s")
     input_rate = [time_input(train_data, args.input_batches, args.batch_size) for _ in range(3)]
     _progress(f"{architecture} input pipeline: {', '.join(f'{rate:.1f}' for rate in input_rate)} img/s")
-    result = {"trainer": statistics.median(trainer), "baseline": statistics.median(baseline),
-              "input": statistics.median(input_rate), "cores_used": statistics.median(cores)}
-    result["ratio"] = statistics.median(ratios)
+    result = {name: statistics.median(values) for name, values in rates.items()}
+    result.update(input=statistics.median(input_rate), cores_used=statistics.median(cores),
+                  ratio=statistics.median(ratios["trainer"]),
+                  ratio_bfloat16=statistics.median(ratios["trainer_bfloat16"]))
     result["input_ratio"] = result["input"] / result["trainer"]
     return result
 
@@ -217,7 +228,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4, help="timed steps of one chunk")
     parser.add_argument("--repeats", type=int, default=10,
-                        help="pairs of alternating trainer and plain chunks; the median pair ratio is reported")
+                        help="rounds of trainer, bfloat16 trainer and plain chunks; the median round ratio is reported")
     parser.add_argument("--input-batches", type=int, default=20)
     parser.add_argument("--architectures", default=",".join(ARCHITECTURES))
     args = parser.parse_args()
