@@ -15,8 +15,9 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
 
 Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the three
 fits take turns in chunks of `--steps` timed steps, `--repeats` rounds, and the reported ratio is the
-median of the rounds' ratios (the machine's speed drifts: the same plain fit ran at 4.7-8.8 img/s here,
-and a round sees the same drift). Run from the repository root: `.venv/bin/python benchmarks/bench_train.py`.
+median of the rounds' ratios: the machine's speed drifts (the same plain fit ran at 9.2-10.8 img/s over
+the rounds of one run here), and the fits of a round see the same drift. Run from the repository root:
+`.venv/bin/python benchmarks/bench_train.py`.
 Progress goes to stderr; the last line of stdout is one JSON object: `value` = trainer images/s of
 U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median round ratio (goal >= 1.0),
 plus the same for DeepLabv3+, `ratio_bfloat16` (the Trainer with `training.mixed_precision:
@@ -195,9 +196,8 @@ def measure(root: Path, architecture: str, args) -> dict:
             "baseline": (plain, plain_data)}
     for fitted, data in fits.values():
         warm_up(fitted, data, args.warmup)
-    # The fits take turns in short chunks (the order rotating) and each round's ratios are taken against
-    # its own plain chunk: the machine's speed drifts (the same plain fit ran at 4.7-8.8 img/s here), a
-    # round sees the same drift.
+    # The fits take turns in short chunks, the order rotating; each round's ratios are taken against its own
+    # plain chunk (module docstring).
     rates = {name: [] for name in fits}
     ratios = {name: [] for name in fits if name != "baseline"}
     cores = []

@@ -98,7 +98,7 @@ def test_mixed_precision_trains_and_exports_a_float32_model_with_the_trained_wei
     files = tf.io.gfile.glob(str(tiny_artifacts.examples / "Split-val" / "*"))
     batch = tf.stack(list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(1)))
     assert model.signatures["serve_examples"](examples=batch)["probabilities"].dtype == tf.float32
-    # The export computes in float32 (no float16 or bfloat16 op in the serving graph) with the trained weights.
+    # The export computes in float32: no float16 or bfloat16 op in the serving graph (the copy's weights: next test).
     graph = model.signatures["serving_default"].graph.as_graph_def()
     dtypes = {attr.type for function in graph.library.function for node in function.node_def
               for attr in node.attr.values() if attr.type}
