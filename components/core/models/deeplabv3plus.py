@@ -28,25 +28,36 @@ def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rat
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def effective_rate(rate: int, height: int, width: int) -> int:
-    """The smallest dilation rate that computes exactly what `rate` does on a `height` x `width` map.
+def effective_rates(rates: tuple[int, ...], height: int, width: int) -> tuple[int, ...]:
+    """Dilation rates that compute exactly what `rates` do on a `height` x `width` map, cheaper and distinct.
 
     With "same" padding, a 3x3 kernel dilated by a rate >= both sides of the map reads only padding
     with its eight outer taps, whatever the rate: all such rates give the same output. TensorFlow's CPU
     kernels pay for the rate itself (the gradient of a rate-18 convolution on a 4x4 map took 15x the
-    undilated step here), so rates past the map size are lowered to it. At real input sizes (a 513x513
-    crop at output stride 16 gives 33x33 features) the rates 6/12/18 stay as they are.
+    undilated step here), so rates past the map size are lowered to it, and the next ones to one more
+    each (6/12/18 on a 4x4 map: 4/5/6), never to a rate another branch already has: TensorFlow builds a
+    dilated convolution as SpaceToBatchND -> convolution -> BatchToSpaceND, branches with equal rates
+    over the same features share one SpaceToBatchND, and the TFLite converter then fuses none of them
+    back into a dilated CONV_2D; the SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND ops it leaves are outside
+    XNNPACK and cut the delegated graph in three. At real input sizes (a 513x513 crop at output stride
+    16 gives 33x33 features) the rates 6/12/18 stay as they are.
     """
-    return min(rate, max(height, width))
+    lowered: list[int] = []
+    for rate in rates:
+        rate = min(rate, max(height, width))
+        while rate in lowered and rate >= max(height, width):
+            rate += 1
+        lowered.append(rate)
+    return tuple(lowered)
 
 
 def atrous_spatial_pyramid_pooling(features, filters: int, rates: tuple[int, ...], batch_norm_momentum: float = 0.99):
     """ASPP over `features` (static spatial size): 1x1, one dilated 3x3 per rate, image pooling; projected."""
     height, width = features.shape[1], features.shape[2]
     branches = [conv_bn_relu(features, filters, 1, "aspp_1x1", batch_norm_momentum=batch_norm_momentum)]
-    branches += [conv_bn_relu(features, filters, 3, f"aspp_atrous{index}",
-                              dilation_rate=effective_rate(rate, height, width), batch_norm_momentum=batch_norm_momentum)
-                 for index, rate in enumerate(rates, start=1)]
+    branches += [conv_bn_relu(features, filters, 3, f"aspp_atrous{index}", dilation_rate=rate,
+                              batch_norm_momentum=batch_norm_momentum)
+                 for index, rate in enumerate(effective_rates(rates, height, width), start=1)]
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="aspp_image_pool")(features)
     pooled = conv_bn_relu(pooled, filters, 1, "aspp_image", batch_norm_momentum=batch_norm_momentum)
     branches.append(keras.layers.UpSampling2D((height, width), interpolation="bilinear",

@@ -11,7 +11,7 @@ import tf_keras as keras
 from components.core.config import ModelConfig, PipelineConfig
 from components.core.hyperparams import ConfigError
 from components.core.models.builder import build_model
-from components.core.models.deeplabv3plus import build_deeplabv3plus
+from components.core.models.deeplabv3plus import build_deeplabv3plus, effective_rates
 
 TINY = {"aspp_filters": 8, "low_level_filters": 4, "decoder_filters": 8, "width_multiplier": 0.35}
 
@@ -38,8 +38,9 @@ def test_aspp_has_a_1x1_branch_three_atrous_branches_and_image_pooling_then_the_
 
 def test_rates_past_the_feature_size_are_lowered_to_it_without_changing_the_output():
     model = build_deeplabv3plus((64, 64, 3), 3, atrous_rates=(2, 6, 18), **TINY)  # 4x4 features
+    # 6 and 18 both read only padding with their outer taps: lowered to 4, then to 5 to stay distinct.
     assert [model.get_layer(f"aspp_atrous{index}_conv").dilation_rate for index in (1, 2, 3)] == \
-        [(2, 2), (4, 4), (4, 4)]
+        [(2, 2), (4, 4), (5, 5)]
     features = np.random.default_rng(0).normal(size=(2, 4, 4, 5)).astype(np.float32)
     wide = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=18)
     expected = wide(features)
@@ -47,6 +48,13 @@ def test_rates_past_the_feature_size_are_lowered_to_it_without_changing_the_outp
     lowered.build(features.shape)
     lowered.set_weights(wide.get_weights())
     np.testing.assert_allclose(lowered(features), expected, atol=1e-6)
+
+
+def test_rates_are_lowered_only_past_the_longer_side_and_stay_distinct():
+    assert effective_rates((6, 12, 18), 33, 33) == (6, 12, 18)  # a 513x513 crop at output stride 16
+    assert effective_rates((6, 12, 18), 4, 4) == (4, 5, 6)
+    assert effective_rates((6, 12, 18), 4, 8) == (6, 8, 9)  # rate 6 still reaches across the 8 columns
+    assert effective_rates((6, 6, 18), 33, 33) == (6, 6, 18)  # equal rates a user asked for are kept
 
 
 def test_rates_double_at_output_stride_8():
