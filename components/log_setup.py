@@ -30,8 +30,9 @@ _KNOWN_HARMLESS = (
     "Discarding unparseable args",
     "base run context None or new pipeline run context",  # TFX's partial run (`segpipe run --until`), first step
     # tf.Transform, from every Beam worker (multi-processing), for each analyzer of `preprocessing_fn`; its own
-    # text says it is safe to ignore when every analyzer has a `name`, as all of segpipe's have.
-    "node's cache key varies on repeated tracing",
+    # text says it is safe to ignore when every analyzer has a `name`, as all of segpipe's have. Forwarded from
+    # a worker process it arrives as the worker's protobuf text, where the apostrophe of "node's" is escaped.
+    "cache key varies on repeated tracing",
     # tf.data, when an unseeded Trainer reads its training data out of order on purpose (`trainer/data.py`):
     # TFXIO's dataset comes with `deterministic` True whatever its `sloppy_ordering`, and is changed to False.
     "Changing the value of option deterministic from True to False",

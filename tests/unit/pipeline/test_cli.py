@@ -67,6 +67,13 @@ def test_quiet_by_default_and_verbose_on_request():
     assert quiet_handler.filter(progress)
     assert not quiet_handler.filter(harmless)
     assert not quiet_handler.filter(reordered)
+    # tf.Transform's analyzer warning as DirectRunner forwards it from a worker process (make run showed ten).
+    forwarded = logging.LogRecord(
+        "root", logging.WARNING, __file__, 1,
+        "Worker: severity: WARN timestamp {   seconds: 1796326923   nanos: 944487571 } message: \"Analyzer "
+        "(pixel_sums/temporary_analyzer_output/PlaceholderWithDefault:0) node\\'s cache key varies on repeated "
+        "tracing. This warning is safe to ignore if you either specify `name` for all analyzers\"", None, None)
+    assert not quiet_handler.filter(forwarded)
     configure_logging(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert logging.getLogger().handlers[0].filter(noisy)
