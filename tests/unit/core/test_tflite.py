@@ -193,15 +193,14 @@ def test_a_model_without_transpose_convolutions_comes_back_unchanged(trained):
 
 
 def test_the_deeplab_runs_as_one_xnnpack_partition():
-    """Its ASPP branches keep distinct dilation rates on a 4x4 feature map, so the converter fuses each
-    SpaceToBatchND / convolution / BatchToSpaceND back into a dilated CONV_2D and nothing leaves XNNPACK
-    (with the three rates lowered to the same 4, the int8 DeepLab ran as 3 partitions)."""
+    """Its ASPP branches keep distinct dilation rates on a 2x2 feature map (6/12/18 lowered to 2/3/4), so the
+    converter fuses each SpaceToBatchND / convolution / BatchToSpaceND back into a dilated CONV_2D and nothing
+    leaves XNNPACK (with the three rates lowered to the same 2, DeepLab ran as 3 partitions, float or int8)."""
     model = build_model(ModelConfig.from_dict({
-        "image_size": [64, 64], "architecture": "deeplabv3plus",
+        "image_size": list(SIZE), "architecture": "deeplabv3plus",
         "deeplabv3plus": {"aspp_filters": 8, "low_level_filters": 4, "decoder_filters": 8,
                           "backbone": {"width_multiplier": 0.35}}}), NUM_CLASSES)
-    calibration = np.random.default_rng(0).normal(size=(4, 64, 64, 3)).astype(np.float32)
-    content = tflite.convert(model, (64, 64), tflite.INT8, calibration)
+    content = tflite.convert(model, SIZE, tflite.FLOAT32)
     interpreter = tf.lite.Interpreter(model_content=content)
     operators = {details["op_name"] for details in interpreter._get_ops_details()}
     assert not operators & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}
