@@ -34,13 +34,14 @@ def effective_rates(rates: tuple[int, ...], height: int, width: int) -> tuple[in
     With "same" padding, a 3x3 kernel dilated by a rate >= both sides of the map reads only padding
     with its eight outer taps, whatever the rate: all such rates give the same output. TensorFlow's CPU
     kernels pay for the rate itself (the gradient of a rate-18 convolution on a 4x4 map took 15x the
-    undilated step here), so rates past the map size are lowered to it, and the next ones to one more
-    each (6/12/18 on a 4x4 map: 4/5/6), never to a rate another branch already has: TensorFlow builds a
-    dilated convolution as SpaceToBatchND -> convolution -> BatchToSpaceND, branches with equal rates
-    over the same features share one SpaceToBatchND, and the TFLite converter then fuses none of them
-    back into a dilated CONV_2D; the SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND ops it leaves are outside
-    XNNPACK and cut the delegated graph in three. At real input sizes (a 513x513 crop at output stride
-    16 gives 33x33 features) the rates 6/12/18 stay as they are.
+    undilated step here), so rates past the map's longer side are lowered to it, and a lowered rate that
+    another branch already has is raised by one until it is free (6/12/18 on a 4x4 map: 4/5/6, all
+    computing what 6/12/18 do). Distinct, because TensorFlow builds a dilated convolution as
+    SpaceToBatchND -> convolution -> BatchToSpaceND, branches with equal rates over the same features
+    share one SpaceToBatchND, and the TFLite converter then fuses none of them back into a dilated
+    CONV_2D; the SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND ops it leaves are outside XNNPACK and cut the
+    delegated graph in three. At real input sizes (a 513x513 crop at output stride 16 gives 33x33
+    features) the rates 6/12/18 stay as they are.
     """
     lowered: list[int] = []
     for rate in rates:
