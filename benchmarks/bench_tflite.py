@@ -15,9 +15,10 @@ gave U-Net ratios of 0.375 and 0.204).
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_tflite.py [--architectures unet]``.
 Progress goes to stderr; the last line of stdout is one JSON object: ``value`` = int8 TFLite median
-milliseconds per image of the first architecture, ``baseline`` = float32 TFLite's, ``ratio`` = value /
-baseline (lower is better; the issue's goal is <= 0.30) as the median of per-round ratios, with their
-range in ``ratio_range``, and per architecture every format's latency,
+milliseconds per image of the first architecture and ``baseline`` = float32 TFLite's (each the median
+over rounds), ``ratio`` = the median of the per-round int8/float32 ratios (so close to, but not exactly,
+value / baseline; lower is better; the issue's goal is <= 0.30), their range in ``ratio_range``, and per
+architecture every format's latency (``int8_latency_vs_keras`` is a ratio of medians),
 size, XNNPACK partitions (1: the delegate runs the whole graph) and mIoU (``int8_miou_drop`` against the
 Keras model).
 """

@@ -41,6 +41,7 @@ import dataclasses
 import os
 import statistics
 import time
+import warnings
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -76,8 +77,9 @@ def logits_function(model: Callable, image_size: Sequence[int]) -> tf.types.expe
     """
     height, width = (int(side) for side in image_size)
     spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
-    # Without AutoGraph: a Keras model has no Python control flow to convert, and with it every layer's
-    # `call` went through AutoGraph's source transformation (16 s to trace the test's tiny DeepLabv3+).
+    # Without AutoGraph: neither a Keras model nor a loaded SavedModel's restored call has Python control
+    # flow to convert, and with AutoGraph every Keras layer's `call` went through its source
+    # transformation (16 s instead of 0.5 s to trace the test's tiny DeepLabv3+).
     return tf.function(lambda image: model(image, training=False), input_signature=[spec],
                        autograph=False).get_concrete_function()
 
@@ -106,7 +108,8 @@ def convert(model: Callable, image_size: Sequence[int], variant: str,
     converter = tf.lite.TFLiteConverter.from_concrete_functions([logits_function(model, image_size)], model)
     # Convert the frozen concrete function. Given the model as its trackable object, TF 2.16's converter
     # first saves the whole model as a SavedModel, which traces every Keras layer's call functions again:
-    # 35 of the 36 s of a tiny DeepLabv3+'s float32 conversion, against 1.3 s frozen.
+    # a tiny DeepLabv3+'s float32 conversion took 35 s that way and 1.3 s frozen (the benchmark's 64x64
+    # one: 33 s against 2-3 s per variant).
     converter.experimental_lower_to_saved_model = False
     if variant in (DYNAMIC_RANGE, INT8):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -116,7 +119,11 @@ def convert(model: Callable, image_size: Sequence[int], variant: str,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-        return per_tensor_transpose_convolutions(converter.convert())
+        with warnings.catch_warnings():
+            # The frozen-graph path asks for `quantized_input_stats` whenever the input is int8; with a
+            # representative dataset the calibration gives the input's scale and zero point instead.
+            warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+            return per_tensor_transpose_convolutions(converter.convert())
     return converter.convert()
 
 

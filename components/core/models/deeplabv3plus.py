@@ -29,7 +29,8 @@ def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rat
 
 
 def effective_rates(rates: tuple[int, ...], height: int, width: int) -> tuple[int, ...]:
-    """Dilation rates that compute exactly what `rates` do on a `height` x `width` map, cheaper and distinct.
+    """Dilation rates that compute exactly what `rates` do on a `height` x `width` map, no larger, and
+    distinct where lowering would make them equal (equal rates a user gives below the map's side stay).
 
     With "same" padding, a 3x3 kernel dilated by a rate >= both sides of the map reads only padding
     with its eight outer taps, whatever the rate: all such rates give the same output. TensorFlow's CPU

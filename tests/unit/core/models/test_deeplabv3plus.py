@@ -54,7 +54,21 @@ def test_rates_are_lowered_only_past_the_longer_side_and_stay_distinct():
     assert effective_rates((6, 12, 18), 33, 33) == (6, 12, 18)  # a 513x513 crop at output stride 16
     assert effective_rates((6, 12, 18), 4, 4) == (4, 5, 6)
     assert effective_rates((6, 12, 18), 4, 8) == (6, 8, 9)  # rate 6 still reaches across the 8 columns
+    assert effective_rates((18, 4), 4, 4) == (4, 5)
+    assert effective_rates((3, 18, 18), 4, 4) == (3, 4, 5)
     assert effective_rates((6, 6, 18), 33, 33) == (6, 6, 18)  # equal rates a user asked for are kept
+
+
+@pytest.mark.parametrize("rates, height, width", [((6, 12, 18), 4, 4), ((6, 12, 18), 4, 8), ((3, 18, 18), 4, 4)])
+def test_every_lowered_rate_computes_what_the_asked_one_does(rates, height, width):
+    features = np.random.default_rng(1).normal(size=(2, height, width, 5)).astype(np.float32)
+    for asked, lowered in zip(rates, effective_rates(rates, height, width)):
+        original = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=asked)
+        expected = original(features)
+        replacement = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=lowered)
+        replacement.build(features.shape)
+        replacement.set_weights(original.get_weights())
+        np.testing.assert_allclose(replacement(features), expected, atol=1e-5, err_msg=f"{asked} -> {lowered}")
 
 
 def test_rates_double_at_output_stride_8():
