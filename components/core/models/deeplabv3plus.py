@@ -44,10 +44,11 @@ def effective_rates(rates: tuple[int, ...], height: int, width: int) -> tuple[in
     delegated graph in three. At real input sizes (a 513x513 crop at output stride 16 gives 33x33
     features) the rates 6/12/18 stay as they are.
     """
+    longer_side = max(height, width)
     lowered: list[int] = []
     for rate in rates:
-        rate = min(rate, max(height, width))
-        while rate in lowered and rate >= max(height, width):
+        rate = min(rate, longer_side)
+        while rate in lowered and rate >= longer_side:
             rate += 1
         lowered.append(rate)
     return tuple(lowered)

@@ -36,18 +36,12 @@ def test_aspp_has_a_1x1_branch_three_atrous_branches_and_image_pooling_then_the_
     assert [model.get_layer(f"decoder_refine{index}_conv").kernel_size for index in (1, 2)] == [(3, 3), (3, 3)]
 
 
-def test_rates_past_the_feature_size_are_lowered_to_it_without_changing_the_output():
+def test_the_aspp_is_built_with_the_rates_lowered_past_the_feature_size():
     model = build_deeplabv3plus((64, 64, 3), 3, atrous_rates=(2, 6, 18), **TINY)  # 4x4 features
-    # 6 and 18 both read only padding with their outer taps: lowered to 4, then to 5 to stay distinct.
+    # 6 and 18 both read only padding with their outer taps: lowered to 4, then to 5 to stay distinct (the
+    # outputs are the asked rates': test_every_lowered_rate_computes_what_the_asked_one_does).
     assert [model.get_layer(f"aspp_atrous{index}_conv").dilation_rate for index in (1, 2, 3)] == \
         [(2, 2), (4, 4), (5, 5)]
-    features = np.random.default_rng(0).normal(size=(2, 4, 4, 5)).astype(np.float32)
-    wide = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=18)
-    expected = wide(features)
-    lowered = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=4)
-    lowered.build(features.shape)
-    lowered.set_weights(wide.get_weights())
-    np.testing.assert_allclose(lowered(features), expected, atol=1e-6)
 
 
 def test_rates_are_lowered_only_past_the_longer_side_and_stay_distinct():
@@ -59,7 +53,8 @@ def test_rates_are_lowered_only_past_the_longer_side_and_stay_distinct():
     assert effective_rates((6, 6, 18), 33, 33) == (6, 6, 18)  # equal rates a user asked for are kept
 
 
-@pytest.mark.parametrize("rates, height, width", [((6, 12, 18), 4, 4), ((6, 12, 18), 4, 8), ((3, 18, 18), 4, 4)])
+@pytest.mark.parametrize("rates, height, width", [((2, 6, 18), 4, 4), ((6, 12, 18), 4, 4), ((6, 12, 18), 4, 8),
+                                                  ((3, 18, 18), 4, 4)])
 def test_every_lowered_rate_computes_what_the_asked_one_does(rates, height, width):
     features = np.random.default_rng(1).normal(size=(2, height, width, 5)).astype(np.float32)
     for asked, lowered in zip(rates, effective_rates(rates, height, width)):
@@ -68,7 +63,7 @@ def test_every_lowered_rate_computes_what_the_asked_one_does(rates, height, widt
         replacement = keras.layers.Conv2D(3, 3, padding="same", dilation_rate=lowered)
         replacement.build(features.shape)
         replacement.set_weights(original.get_weights())
-        np.testing.assert_allclose(replacement(features), expected, atol=1e-5, err_msg=f"{asked} -> {lowered}")
+        np.testing.assert_allclose(replacement(features), expected, atol=1e-6, err_msg=f"{asked} -> {lowered}")
 
 
 def test_rates_double_at_output_stride_8():
