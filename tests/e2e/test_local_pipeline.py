@@ -491,9 +491,19 @@ def test_a_run_killed_during_training_reuses_finished_steps_and_resumes_training
     model_runs = workdir / "out" / "tfx" / "Trainer" / "model_run"
 
     def saved_epochs() -> int:
-        """The newest resumable checkpoint's number (one per epoch)."""
-        return max((int(match.group(1)) for path in model_runs.glob("resume-*/**/ckpt-*.index")
-                    if (match := re.fullmatch(r"ckpt-(\d+)\.index", path.name))), default=0)
+        """The newest resumable checkpoint's number (one per epoch), as its `checkpoint` state file names it:
+        tf.train.CheckpointManager writes that file after the checkpoint's own files, and a restart restores
+        what it names, so a run killed with `ckpt-2.index` already written but the state file not yet
+        updated resumes from ckpt-1 (which the old glob for `ckpt-*.index` let happen, now and then)."""
+        numbers = [0]
+        for state in model_runs.glob("resume-*/**/checkpoint"):
+            try:
+                match = re.search(r'^model_checkpoint_path: ".*?ckpt-(\d+)"', state.read_text(), re.M)
+            except FileNotFoundError:  # the backup is deleted when training ends
+                continue
+            if match:
+                numbers.append(int(match.group(1)))
+        return max(numbers)
 
     started = time.monotonic()
     first = subprocess.Popen(command, cwd=repository, env=environment, stdout=subprocess.PIPE,
