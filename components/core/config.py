@@ -467,8 +467,12 @@ class TrainingConfig(Config):
         eval_steps: validation batches after each epoch.
         seed: seed of weight initialisation, shuffling and augmentation, so that a run repeats; None
             draws new ones each run.
-        shuffle_buffer: serialized training examples shuffled together (TFXIO's default is 10000,
-            which on a small dataset means reading every file hundreds of times before the first step).
+        shuffle_buffer: training examples shuffled together (TFXIO's default is 10000, which on a small
+            dataset means reading every file hundreds of times before the first step).
+        cache_limit_mb: hold the training split's transformed examples in memory after their first pass
+            (float32 pixels, uint8 masks: height x width x 13 bytes an example) when they take at most
+            this many MB, so that later epochs only shuffle and augment them; 0 never does (every epoch
+            decodes and transforms every example again).
         mixed_precision: the Keras dtype policy of training: "float32"; "mixed_float16" (float16
             compute with float32 variables, logits and loss, dynamic loss scaling; pays off on GPUs,
             not on CPUs); "mixed_bfloat16" (bfloat16 compute, float32 variables, logits and loss; pays
@@ -493,6 +497,7 @@ class TrainingConfig(Config):
     eval_steps: int = 4
     seed: int | None = None
     shuffle_buffer: int = 1000
+    cache_limit_mb: int = 2048
     mixed_precision: str = "float32"
     jit_compile: bool = False
     checkpoint_every_steps: int = 0
@@ -513,7 +518,8 @@ class TrainingConfig(Config):
                 f"must divide training.batch_size {self.batch_size}")
         require(self.schedule.warmup_steps < self.total_steps, "schedule.warmup_steps",
                 f"must be fewer than the {self.total_steps} training steps")
-        for key in ("checkpoint_every_steps", "early_stopping_patience", "reduce_on_plateau_patience"):
+        for key in ("checkpoint_every_steps", "early_stopping_patience", "reduce_on_plateau_patience",
+                    "cache_limit_mb"):
             require(getattr(self, key) >= 0, key, "must be 0 (off) or more")
         require(0.0 < self.reduce_on_plateau_factor < 1.0, "reduce_on_plateau_factor", "must be in (0, 1)")
         require(not self.reduce_on_plateau_patience or

@@ -1,6 +1,6 @@
 """The Trainer's input pipeline: evaluation batches are the transform graph's output in order; training
 batches are augmented in pixel space and normalised again with the graph's own constants, repeat with a
-seed and differ between seeds."""
+seed and differ between seeds, whether the examples are decoded every epoch or held in memory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.core.config import AugmentationConfig
-from components.trainer.data import augment, make_dataset
+from components.trainer.data import augment, cached_size_mb, make_dataset
 from tests.support.tiny_artifacts import IMAGE_SIZE, trainer_fn_args
 
 NO_AUGMENTATION = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": False}})
@@ -31,9 +31,10 @@ def _transformed(fn_args, transform_output, files) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in transform_output.transform_features_layer()(parsed).items()}
 
 
-def _batches(fn_args, transform_output, augmentation, seed, count=2, batch_size=4):
+def _batches(fn_args, transform_output, augmentation, seed, count=2, batch_size=4, cache=False):
     dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, batch_size,
-                           augmentation=augmentation, seed=seed, shuffle_buffer=8, image_size=IMAGE_SIZE)
+                           augmentation=augmentation, seed=seed, shuffle_buffer=8, image_size=IMAGE_SIZE,
+                           cache=cache)
     return [(images.numpy(), masks.numpy()) for images, masks in dataset.take(count)]
 
 
@@ -48,22 +49,24 @@ def test_evaluation_batches_are_the_transform_graph_output_in_order(pipeline_par
     np.testing.assert_array_equal(masks.numpy(), expected["mask"][:2])
 
 
-def test_training_without_augmentation_gives_back_the_normalised_examples(pipeline_parts):
+@pytest.mark.parametrize("cache", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
+def test_training_without_augmentation_gives_back_the_normalised_examples(pipeline_parts, cache):
     """Pixels -> (no change) -> normalised again: each training image is one of the graph's own images."""
     fn_args, transform_output = pipeline_parts
     expected = _transformed(fn_args, transform_output, fn_args.train_files)
-    for images, masks in _batches(fn_args, transform_output, NO_AUGMENTATION, seed=1):
+    for images, masks in _batches(fn_args, transform_output, NO_AUGMENTATION, seed=1, cache=cache):
         for image, mask in zip(images, masks):
             match = [index for index in range(len(expected["mask"])) if np.array_equal(expected["mask"][index], mask)
                      and np.allclose(expected["image"][index], image, atol=1e-4)]
             assert match
 
 
-def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_parts):
+@pytest.mark.parametrize("cache", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
+def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_parts, cache):
     fn_args, transform_output = pipeline_parts
-    first = _batches(fn_args, transform_output, EVERYTHING, seed=3)
-    again = _batches(fn_args, transform_output, EVERYTHING, seed=3)
-    other = _batches(fn_args, transform_output, EVERYTHING, seed=4)
+    first = _batches(fn_args, transform_output, EVERYTHING, seed=3, cache=cache)
+    again = _batches(fn_args, transform_output, EVERYTHING, seed=3, cache=cache)
+    other = _batches(fn_args, transform_output, EVERYTHING, seed=4, cache=cache)
     for (images, masks), (images_again, masks_again) in zip(first, again):
         np.testing.assert_array_equal(images, images_again)
         np.testing.assert_array_equal(masks, masks_again)
@@ -72,6 +75,24 @@ def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_p
         assert images.shape == (4, *IMAGE_SIZE, 3) and masks.shape == (4, *IMAGE_SIZE)
         assert set(np.unique(masks)) <= set(range(21)) | {255}
         assert np.all(np.isfinite(images))
+
+
+def test_examples_held_in_memory_come_back_each_once_an_epoch_in_a_new_order(pipeline_parts):
+    """The cached split is read and transformed once; every epoch shuffles all of it anew, nothing lost."""
+    fn_args, transform_output = pipeline_parts
+    expected = _transformed(fn_args, transform_output, fn_args.train_files)["mask"]
+    count = len(expected)
+    assert cached_size_mb(fn_args.train_files, IMAGE_SIZE) == count * IMAGE_SIZE[0] * IMAGE_SIZE[1] * 13 / 2 ** 20
+    dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, 1,
+                           augmentation=NO_AUGMENTATION, seed=5, shuffle_buffer=count, image_size=IMAGE_SIZE,
+                           cache=True)
+    masks = [mask[0] for _, mask in dataset.take(2 * count).as_numpy_iterator()]
+    orders = []
+    for epoch in (masks[:count], masks[count:]):
+        order = [next(index for index in range(count) if np.array_equal(expected[index], mask)) for mask in epoch]
+        assert sorted(order) == list(range(count))
+        orders.append(order)
+    assert orders[0] != orders[1]
 
 
 def test_padding_is_the_mean_pixel_and_the_ignore_label(pipeline_parts):
