@@ -44,8 +44,8 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         augmentation: for training data: shuffle, repeat and augment as configured; None for
             evaluation data (read in order, repeated so that every epoch can take its batches).
         seed: seed of shuffling and augmentation; None: different each run (and nothing repeats).
-        shuffle_buffer: examples shuffled together (training data only): serialized ones as they are read,
-            and with `cache` the held ones again every epoch.
+        shuffle_buffer: examples shuffled together (training data only): serialized ones as they are read
+            or, with `cache`, the held ones every epoch (read once in the files' order).
         image_size: (height, width) of training images, the model's input size (the random crop's size);
             needed with `augmentation`.
         cache: with `augmentation`: read and transform the split once, hold its examples in memory
@@ -62,12 +62,12 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
     if training and image_size is None:
         raise ValueError("make_dataset needs the model's image_size to augment training data")
     cache = cache and training
-    # Held examples are read in a shuffled order once (files and records), then shuffled again every epoch.
+    shuffle_serialized = training and not cache  # held examples are shuffled after the cache instead
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=training,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle_serialized,
                                        num_epochs=1 if cache else None, shuffle_buffer_size=shuffle_buffer,
-                                       shuffle_seed=seed if training else None,
+                                       shuffle_seed=seed if shuffle_serialized else None,
                                        sloppy_ordering=not deterministic),
         transform_output.raw_metadata.schema)
     transform_layer = transform_output.transform_features_layer()
