@@ -10,7 +10,8 @@ time in parallel (padding with the graph's `pixel_mean`), batched, mixed by CutM
 Training examples can be held in memory in pixel space after their first pass (`cache=True`): later
 epochs then only shuffle and augment them. On the CPUs this runs on, the input pipeline's threads take
 their cores from the training step's: decoding and the transform graph are about half of the pipeline's
-CPU time, and each millisecond of it cost the U-Net's step ~3.5 ms of wall time (README, "Benchmarks").
+CPU time, and each millisecond of it cost the U-Net's step ~3.5 ms of wall time (README, the figures of
+`bench_train.py`).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def cached_size_mb(file_pattern, image_size: tuple[int, int]) -> float:
 def _compact_mask(example):
     """The example with its mask as uint8, a quarter of int64's memory: class ids and the ignore label 255
     fit (a label map has at most 255 classes)."""
-    return {**example, features.MASK: tf.cast(example[features.MASK], tf.uint8)}  # class ids and 255 fit
+    return {**example, features.MASK: tf.cast(example[features.MASK], tf.uint8)}
 
 
 def _pair(transformed):
@@ -147,8 +148,7 @@ def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: t
     def augment_one(example, example_seed):
         image, mask = augmentation_ops.augment_example(
             example[features.IMAGE], tf.cast(example[features.MASK], tf.int64), example[features.PIXEL_MEAN],
-            example_seed,
-            config, image_size)
+            example_seed, config, image_size)
         return (image, mask, example[features.NORMALIZATION_MEAN], example[features.NORMALIZATION_STD],
                 example_seed)
 

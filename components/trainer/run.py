@@ -148,8 +148,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if training.cache_limit_mb:
         size_mb = cached_size_mb(fn_args.train_files, config.model.image_size)
         cache = size_mb <= training.cache_limit_mb
-        logger.info("Training examples %s in memory after their first pass (%.0f MB; "
-                    "training.cache_limit_mb %d)", "held" if cache else "not held", size_mb, training.cache_limit_mb)
+        logger.info("Training examples %s in memory after their first pass (%.0f MB; training.cache_limit_mb %d)",
+                    "held" if cache else "not held", size_mb, training.cache_limit_mb)
     train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, global_batch,
                               augmentation=training.augmentation, seed=training.seed,
                               shuffle_buffer=training.shuffle_buffer, image_size=config.model.image_size,
