@@ -45,8 +45,8 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         augmentation: for training data: shuffle, repeat and augment as configured; None for
             evaluation data (read in order, repeated so that every epoch can take its batches).
         seed: seed of shuffling and augmentation; None: different each run (and nothing repeats).
-        shuffle_buffer: examples shuffled together (training data only): serialized ones as they are read
-            or, with `cache`, the held ones every epoch (read once in the files' order).
+        shuffle_buffer: serialized examples shuffled together as they are read (training data only);
+            with `cache`, the held examples are all shuffled together every epoch instead.
         image_size: (height, width) of training images, the model's input size (the random crop's size);
             needed with `augmentation`.
         cache: with `augmentation`: read and transform the split once, hold its examples in memory
@@ -77,7 +77,10 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         dataset = dataset.map(lambda raw: to_pixels(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.unbatch()
         if cache:
-            dataset = dataset.map(_compact_mask).cache().shuffle(shuffle_buffer, seed=seed).repeat()
+            # The whole split shuffled together (the buffer holds references to the held tensors): read once
+            # in the files' order, a split sorted by name or city would otherwise stay locally sorted.
+            held = max(shuffle_buffer, count_examples(file_pattern))
+            dataset = dataset.map(_compact_mask).cache().shuffle(held, seed=seed).repeat()
         dataset = augment(dataset, augmentation, tuple(image_size), batch_size, seed)
     else:
         dataset = dataset.map(lambda raw: _pair(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -89,14 +92,17 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def cached_size_mb(file_pattern, image_size: tuple[int, int]) -> float:
-    """Megabytes `make_dataset(cache=True)` holds for the examples of `file_pattern` (the ingested,
-    GZIP-compressed TFRecords), counted by reading them once without decoding."""
+def count_examples(file_pattern) -> int:
+    """Examples in the ingested, GZIP-compressed TFRecords of `file_pattern`, read once without decoding."""
     files = [name for pattern in ([file_pattern] if isinstance(file_pattern, str) else file_pattern)
              for name in tf.io.gfile.glob(pattern)]
-    count = int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda total, _: total + 1))
+    return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda total, _: total + 1))
+
+
+def cached_size_mb(file_pattern, image_size: tuple[int, int]) -> float:
+    """Megabytes `make_dataset(cache=True)` holds for the examples of `file_pattern`."""
     height, width = image_size
-    return count * height * width * (3 * 4 + 1) / 2 ** 20
+    return count_examples(file_pattern) * height * width * (3 * 4 + 1) / 2 ** 20
 
 
 def _compact_mask(example):
