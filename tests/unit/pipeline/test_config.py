@@ -71,7 +71,7 @@ def test_overrides_reach_keys_at_any_depth():
     ("model.unet=3", "'model.unet' must be a mapping"),
     ("training.optimizer.name=lamb", "'training.optimizer.name' must be 'adam' or 'sgd'"),
     ("training.schedule.name=step", "'training.schedule.name' must be 'cosine', 'poly' or 'constant'"),
-    ("training.schedule.warmup_steps=780", "'training.schedule.warmup_steps' must be fewer than the 780 training steps"),
+    ("training.schedule.warmup_steps=1200", "'training.schedule.warmup_steps' must be fewer than the 1200 training steps"),
     ("model..depth=2", "expected section.key=value"),
     ("runtime.beam.runner=Dataflow", "'runtime.beam.runner' must be one of DirectRunner, DataflowRunner"),
     ("runtime.beam.runner=dask", "or a runner's full class name (module.path.ClassName), got 'dask'"),
