@@ -168,7 +168,7 @@ def measure(root: Path, architecture: str, args) -> dict:
     from components.core.config import PipelineConfig
     from components.core.label_maps import load_label_map
     from components.trainer import strategy as strategy_lib
-    from components.trainer.data import cached_size_mb, make_dataset
+    from components.trainer.data import make_dataset, plan_holding
     from components.trainer.model_factory import build_compiled_model
     from components.trainer.run import trainer_custom_config
 
@@ -183,7 +183,8 @@ def measure(root: Path, architecture: str, args) -> dict:
                               augmentation=config.training.augmentation, seed=0,
                               shuffle_buffer=config.training.shuffle_buffer,
                               image_size=config.model.image_size,
-                              cache=cached_size_mb(fn_args.train_files, IMAGE_SIZE) <= config.training.cache_limit_mb)
+                              held_examples=plan_holding(fn_args.train_files, IMAGE_SIZE,
+                                                         config.training.cache_limit_mb).held_examples)
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()
                   .batch(args.batch_size).prefetch(tf.data.AUTOTUNE))

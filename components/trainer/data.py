@@ -7,14 +7,16 @@ every epoch (`components.core.augmentation`): the graph's normalised images are 
 with the graph's own constants (`normalization_mean`, `normalization_std`), augmented one example at a
 time in parallel (padding with the graph's `pixel_mean`), batched, mixed by CutMix, and normalised again.
 
-Training examples can be held in memory in pixel space after their first pass (`cache=True`): later
-epochs then only shuffle and augment them. On the CPUs this runs on, the input pipeline's threads take
+Training examples can be held in memory in pixel space after their first pass (`held_examples`, decided by
+`plan_holding` against `training.cache_limit_mb`): later epochs then only shuffle and augment them. On the CPUs this runs on, the input pipeline's threads take
 their cores from the training step's: decoding and the transform graph are about half of the pipeline's
 CPU time, and each millisecond of it cost the U-Net's step ~3.5 ms of wall time (README, the figures of
 `bench_train.py`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +36,7 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
                  transform_output: tft.TFTransformOutput, batch_size: int,
                  augmentation: AugmentationConfig | None = None, seed: int | None = None,
                  shuffle_buffer: int = 1000, image_size: tuple[int, int] | None = None,
-                 cache: bool = False) -> tf.data.Dataset:
+                 held_examples: int = 0) -> tf.data.Dataset:
     """Reads raw examples, applies the transform graph and yields (image, mask) batches.
 
     Args:
@@ -46,12 +48,13 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
             evaluation data (read in order, repeated so that every epoch can take its batches).
         seed: seed of shuffling and augmentation; None: different each run (and nothing repeats).
         shuffle_buffer: serialized examples shuffled together as they are read (training data only);
-            with `cache`, the held examples are all shuffled together every epoch instead.
+            with `held_examples`, the held examples are all shuffled together every epoch instead.
         image_size: (height, width) of training images, the model's input size (the random crop's size);
             needed with `augmentation`.
-        cache: with `augmentation`: read and transform the split once, hold its examples in memory
-            (pixels float32, masks uint8; `cached_size_mb` estimates them) and shuffle those, every epoch
-            anew; otherwise the serialized examples are shuffled and every epoch decodes them again.
+        held_examples: with `augmentation` and > 0: the split's example count (`plan_holding`); read and
+            transform the split once, hold its examples in memory (pixels float32, masks uint8) and shuffle
+            all of them, every epoch anew. 0: the serialized examples are shuffled and every epoch decodes
+            them again.
 
     Raises:
         ValueError: `augmentation` without `image_size`.
@@ -62,7 +65,7 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
     deterministic = not training or seed is not None
     if training and image_size is None:
         raise ValueError("make_dataset needs the model's image_size to augment training data")
-    cache = cache and training
+    cache = training and held_examples > 0
     shuffle_serialized = training and not cache  # held examples are shuffled after the cache instead
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
@@ -79,8 +82,8 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
         if cache:
             # The whole split shuffled together (the buffer holds references to the held tensors): read once
             # in the files' order, a split sorted by name or city would otherwise stay locally sorted.
-            held = max(shuffle_buffer, count_examples(file_pattern))
-            dataset = dataset.map(_compact_mask).cache().shuffle(held, seed=seed).repeat()
+            buffer = max(shuffle_buffer, held_examples)
+            dataset = dataset.map(_compact_mask).cache().shuffle(buffer, seed=seed).repeat()
         dataset = augment(dataset, augmentation, tuple(image_size), batch_size, seed)
     else:
         dataset = dataset.map(lambda raw: _pair(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -99,10 +102,27 @@ def count_examples(file_pattern) -> int:
     return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(0, lambda total, _: total + 1))
 
 
-def cached_size_mb(file_pattern, image_size: tuple[int, int]) -> float:
-    """Megabytes `make_dataset(cache=True)` holds for the examples of `file_pattern`."""
+class HoldingPlan(NamedTuple):
+    """Whether a training split is held in memory: its example count, their size held, and the decision."""
+    examples: int
+    size_mb: float
+    held: bool
+
+    @property
+    def held_examples(self) -> int:
+        """`make_dataset`'s `held_examples`: the count when held, else 0."""
+        return self.examples if self.held else 0
+
+
+def plan_holding(file_pattern, image_size: tuple[int, int], limit_mb: int) -> HoldingPlan:
+    """Counts the split's examples once and holds them when their pixels (float32) and masks (uint8) at
+    `image_size` take at most `limit_mb` megabytes; `limit_mb` 0 holds nothing and reads nothing."""
+    if not limit_mb:
+        return HoldingPlan(examples=0, size_mb=0.0, held=False)
+    examples = count_examples(file_pattern)
     height, width = image_size
-    return count_examples(file_pattern) * height * width * (3 * 4 + 1) / 2 ** 20
+    size_mb = examples * height * width * (3 * 4 + 1) / 2 ** 20
+    return HoldingPlan(examples=examples, size_mb=size_mb, held=size_mb <= limit_mb)
 
 
 def _compact_mask(example):

@@ -37,7 +37,7 @@ from components import artifacts
 from components.core.config import TRAINER_SECTIONS, PipelineConfig
 from components.core.label_maps import load_label_map
 from components.trainer import strategy as strategy_lib
-from components.trainer.data import cached_size_mb, make_dataset, read_transform_constants
+from components.trainer.data import make_dataset, plan_holding, read_transform_constants
 from components.trainer.export import export_serving_model
 from components.trainer.live_metrics import live_logger_from_environment
 from components.trainer.model_factory import build_compiled_model, class_weights_of, float32_copy
@@ -144,16 +144,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logger.info("Training %s on %d replica(s): %d steps (%d epochs of up to %d), global batch %d",
                 config.model.architecture, strategy.num_replicas_in_sync, total_steps, epochs,
                 steps_per_epoch, global_batch)
-    cache = False
+    holding = plan_holding(fn_args.train_files, config.model.image_size, training.cache_limit_mb)
     if training.cache_limit_mb:
-        size_mb = cached_size_mb(fn_args.train_files, config.model.image_size)
-        cache = size_mb <= training.cache_limit_mb
-        logger.info("Training examples %s in memory after their first pass (%.0f MB; training.cache_limit_mb %d)",
-                    "held" if cache else "not held", size_mb, training.cache_limit_mb)
+        logger.info("Training examples %s in memory after their first pass (%d, %.0f MB; training.cache_limit_mb %d)",
+                    "held" if holding.held else "not held", holding.examples, holding.size_mb,
+                    training.cache_limit_mb)
     train_data = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, global_batch,
                               augmentation=training.augmentation, seed=training.seed,
                               shuffle_buffer=training.shuffle_buffer, image_size=config.model.image_size,
-                              cache=cache)
+                              held_examples=holding.held_examples)
     eval_data = make_dataset(fn_args.eval_files, fn_args.data_accessor, transform_output, global_batch)
     with strategy.scope():
         model = build_compiled_model(config, label_map, total_steps, global_batch, class_weights)

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.core.config import AugmentationConfig
-from components.trainer.data import augment, cached_size_mb, make_dataset
+from components.trainer.data import augment, make_dataset, plan_holding
 from tests.support.tiny_artifacts import IMAGE_SIZE, trainer_fn_args
 
 NO_AUGMENTATION = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": False}})
@@ -31,10 +31,11 @@ def _transformed(fn_args, transform_output, files) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in transform_output.transform_features_layer()(parsed).items()}
 
 
-def _batches(fn_args, transform_output, augmentation, seed, count=2, batch_size=4, cache=False):
+def _batches(fn_args, transform_output, augmentation, seed, count=2, batch_size=4, hold=False):
+    held_examples = plan_holding(fn_args.train_files, IMAGE_SIZE, limit_mb=1024).held_examples if hold else 0
     dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, batch_size,
                            augmentation=augmentation, seed=seed, shuffle_buffer=8, image_size=IMAGE_SIZE,
-                           cache=cache)
+                           held_examples=held_examples)
     return [(images.numpy(), masks.numpy()) for images, masks in dataset.take(count)]
 
 
@@ -49,24 +50,24 @@ def test_evaluation_batches_are_the_transform_graph_output_in_order(pipeline_par
     np.testing.assert_array_equal(masks.numpy(), expected["mask"][:2])
 
 
-@pytest.mark.parametrize("cache", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
-def test_training_without_augmentation_gives_back_the_normalised_examples(pipeline_parts, cache):
+@pytest.mark.parametrize("hold", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
+def test_training_without_augmentation_gives_back_the_normalised_examples(pipeline_parts, hold):
     """Pixels -> (no change) -> normalised again: each training image is one of the graph's own images."""
     fn_args, transform_output = pipeline_parts
     expected = _transformed(fn_args, transform_output, fn_args.train_files)
-    for images, masks in _batches(fn_args, transform_output, NO_AUGMENTATION, seed=1, cache=cache):
+    for images, masks in _batches(fn_args, transform_output, NO_AUGMENTATION, seed=1, hold=hold):
         for image, mask in zip(images, masks):
             match = [index for index in range(len(expected["mask"])) if np.array_equal(expected["mask"][index], mask)
                      and np.allclose(expected["image"][index], image, atol=1e-4)]
             assert match
 
 
-@pytest.mark.parametrize("cache", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
-def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_parts, cache):
+@pytest.mark.parametrize("hold", [False, True], ids=["decoded_every_epoch", "held_in_memory"])
+def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_parts, hold):
     fn_args, transform_output = pipeline_parts
-    first = _batches(fn_args, transform_output, EVERYTHING, seed=3, cache=cache)
-    again = _batches(fn_args, transform_output, EVERYTHING, seed=3, cache=cache)
-    other = _batches(fn_args, transform_output, EVERYTHING, seed=4, cache=cache)
+    first = _batches(fn_args, transform_output, EVERYTHING, seed=3, hold=hold)
+    again = _batches(fn_args, transform_output, EVERYTHING, seed=3, hold=hold)
+    other = _batches(fn_args, transform_output, EVERYTHING, seed=4, hold=hold)
     for (images, masks), (images_again, masks_again) in zip(first, again):
         np.testing.assert_array_equal(images, images_again)
         np.testing.assert_array_equal(masks, masks_again)
@@ -82,10 +83,12 @@ def test_examples_held_in_memory_come_back_each_once_an_epoch_in_a_new_order(pip
     fn_args, transform_output = pipeline_parts
     expected = _transformed(fn_args, transform_output, fn_args.train_files)["mask"]
     count = len(expected)
-    assert cached_size_mb(fn_args.train_files, IMAGE_SIZE) == count * IMAGE_SIZE[0] * IMAGE_SIZE[1] * 13 / 2 ** 20
+    plan = plan_holding(fn_args.train_files, IMAGE_SIZE, limit_mb=1024)
+    assert plan.held and plan.held_examples == count
+    assert plan.size_mb == count * IMAGE_SIZE[0] * IMAGE_SIZE[1] * 13 / 2 ** 20
     dataset = make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, 1,
-                           augmentation=NO_AUGMENTATION, seed=5, shuffle_buffer=count, image_size=IMAGE_SIZE,
-                           cache=True)
+                           augmentation=NO_AUGMENTATION, seed=5, shuffle_buffer=1, image_size=IMAGE_SIZE,
+                           held_examples=count)
     masks = [mask[0] for _, mask in dataset.take(2 * count).as_numpy_iterator()]
     orders = []
     for epoch in (masks[:count], masks[count:]):
