@@ -10,11 +10,15 @@ batch. What runs, and with which ranges, is an
   saturation, hue on pixels / 255, clipped after each step) and Gaussian blur (separable depthwise
   convolution, mirrored borders);
 - geometric steps, image and mask alike, composed into one affine map from output to input pixels and
-  resampled once (`tf.raw_ops.ImageProjectiveTransformV3`): a random scale of the whole image followed by
-  a random window of the output size (padding where the scaled image is smaller), a horizontal flip, a
-  rotation about the centre. The image is resampled bilinearly, the mask with nearest neighbour (so a
-  mask holds only ids it held, or 255); pixels from outside the input are the fill pixel in the image
-  and 255 in the mask. Photometric steps come first, so padding stays exactly the fill pixel.
+  resampled once: a random scale of the whole image followed by a random window of the output size
+  (padding where the scaled image is smaller), a horizontal flip, a rotation about the centre. The image
+  is resampled bilinearly, the mask with nearest neighbour (so a mask holds only ids it held, or 255);
+  pixels from outside the input are the fill pixel in the image and 255 in the mask. Photometric steps
+  come first, so padding stays exactly the fill pixel. Without rotation the map is axis-aligned and
+  `tf.image.crop_and_resize` resamples it (1.2 ms of CPU for a 256x256 image here, against 3.3 ms for
+  `tf.raw_ops.ImageProjectiveTransformV3`, which resamples rotations; the two agree to 1e-3 inside the
+  input and differ only in the one-pixel seam at its edge, which the projective op blends with the
+  fill pixel and `crop_and_resize` does not).
 - CutMix (`cutmix`): with a probability, a random box of a partner example of the batch (a random
   pairing) replaces the same box of an example, in image and mask alike.
 
@@ -74,7 +78,8 @@ def augment_example(image, mask, fill, seed, config: AugmentationConfig,
         image = random_gaussian_blur(image, seeds[_BLUR], config.blur)
     if config.geometric or tuple(image.shape[:2]) != tuple(output_size):
         transform = geometric_transform(tf.shape(image)[:2], output_size, seeds, config)
-        image, mask = warp(image, mask, fill, transform, output_size)
+        resample = warp if config.rotation.enabled else warp_axis_aligned
+        image, mask = resample(image, mask, fill, transform, output_size)
     return image, mask
 
 
@@ -140,6 +145,30 @@ def warp(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf
         fill_value=float(IGNORE_LABEL), interpolation="NEAREST", fill_mode="CONSTANT")[0, :, :, 0]
     return (tf.ensure_shape(moved, [*output_size, image.shape[-1]]),
             tf.ensure_shape(moved_mask, list(output_size)))
+
+
+def warp_axis_aligned(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """`warp` for a `transform` without rotation (scale, translation, flips), by `tf.image.crop_and_resize`.
+
+    crop_and_resize samples output row i of a box [y1, y2] (in units of the input's height - 1) at input
+    row y1 (H - 1) + i (y2 - y1) (H - 1) / (h - 1): the map's row y' = a y + b is the box [b, b + a (h - 1)]
+    over H - 1, and likewise for columns (a negative a flips). Sample points outside the input are `fill`
+    (image) and the ignore label (mask), as in `warp`.
+    """
+    matrix = tf.convert_to_tensor(transform, tf.float32)
+    height, width = (tf.cast(side, tf.float32) for side in tf.unstack(tf.shape(image)[:2]))
+    out_h, out_w = output_size
+    top, left = matrix[1, 2], matrix[0, 2]
+    box = tf.stack([top / (height - 1.0), left / (width - 1.0),
+                    (top + matrix[1, 1] * (out_h - 1)) / (height - 1.0),
+                    (left + matrix[0, 0] * (out_w - 1)) / (width - 1.0)])[None]
+    first = tf.zeros([1], tf.int32)
+    moved = tf.image.crop_and_resize((image - fill)[None], box, first, output_size, method="bilinear",
+                                     extrapolation_value=0.0)[0] + fill
+    moved_mask = tf.image.crop_and_resize(mask[None, :, :, None], box, first, output_size, method="nearest",
+                                          extrapolation_value=float(IGNORE_LABEL))[0, :, :, 0]
+    return (tf.ensure_shape(moved, [*output_size, image.shape[-1]]),
+            tf.ensure_shape(tf.cast(moved_mask, mask.dtype), list(output_size)))
 
 
 def color_jitter(image, seed, config: ColorJitterConfig) -> tf.Tensor:
