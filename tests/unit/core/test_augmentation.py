@@ -150,10 +150,11 @@ def test_horizontal_flip_flips_image_and_mask_together_or_neither():
     for seed in SEEDS:
         image, mask = run(config(horizontal_flip=True), seed)
         if np.array_equal(mask, source_mask):
-            np.testing.assert_allclose(image, source_image, atol=1e-3)
+            np.testing.assert_allclose(image, source_image, atol=2e-3)
         else:
             np.testing.assert_array_equal(mask, source_mask[:, ::-1])
-            np.testing.assert_allclose(image, source_image[:, ::-1], atol=1e-3)
+            # crop_and_resize's float32 box arithmetic puts a sample ~1e-5 pixel off: ~1e-3 at an edge of 250
+            np.testing.assert_allclose(image, source_image[:, ::-1], atol=2e-3)
             flipped += 1
     assert 0 < flipped < len(SEEDS)
 
@@ -184,8 +185,8 @@ def test_a_quarter_turn_about_the_centre_moves_whole_pixels(turns):
 
 @pytest.mark.parametrize("size", [SIZE, (24, 40)])
 def test_the_axis_aligned_resampling_is_the_projective_one_but_for_the_seam_at_the_input_edge(size):
-    """Random scales, windows and flips through both resamplings: equal (image to 1e-3, mask exactly)
-    wherever the projective op's sample and its bilinear neighbours lie inside the input or wholly
+    """Random scales, windows and flips through both resamplings: the same masks; the same images (to
+    1e-3) wherever the projective op's sample and its bilinear neighbours lie inside the input or wholly
     outside; only its one-pixel seam, which blends edge pixels with the fill pixel, differs."""
     source_image, source_mask = tiled_example()
     sections = config(horizontal_flip=True, scale={"enabled": True, "min_scale": 0.5, "max_scale": 2.0})
@@ -200,8 +201,18 @@ def test_the_axis_aligned_resampling_is_the_projective_one_but_for_the_seam_at_t
                 (x < -1) | (x > SIZE[1]) | (y < -1) | (y > SIZE[0])
         assert clear.mean() > 0.8
         np.testing.assert_allclose(image[clear], expected_image[clear], atol=1e-3)
-        np.testing.assert_array_equal(mask[clear], expected_mask[clear])
+        np.testing.assert_array_equal(mask, expected_mask)
         assert mask.dtype == source_mask.dtype and image.shape == (*size, 3)
+
+
+def test_a_window_inside_the_doubled_image_has_no_padding_at_its_edge():
+    """At scale 2 the window at the top-left corner lies inside the scaled image: its first row and column
+    sample a quarter pixel before the input's first, which is still the input's edge pixel, not padding."""
+    source_image, source_mask = tiled_example()
+    transform = tf.constant([[0.5, 0.0, -0.25], [0.0, 0.5, -0.25], [0.0, 0.0, 1.0]], tf.float32)
+    image, mask = (value.numpy() for value in warp_axis_aligned(source_image, source_mask, FILL, transform, SIZE))
+    np.testing.assert_array_equal(mask, np.repeat(np.repeat(source_mask[:16, :16], 2, axis=0), 2, axis=1))
+    np.testing.assert_allclose(image[0, 0], source_image[0, 0], atol=1e-3)
 
 
 def test_all_geometric_steps_together_keep_alignment_at_another_output_size():
