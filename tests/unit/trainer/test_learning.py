@@ -1,5 +1,12 @@
 """Both architectures learn through the Trainer on a tight budget: the training loss falls and validation
-mIoU ends far above chance (tiny generated VOC data, 32x32, a few dozen steps)."""
+mIoU ends far above chance (tiny generated VOC data, 32x32, 120 steps).
+
+The budget is set so that the outcome hangs less on one seed's luck. Seeds 0-4 of this test (val mIoU,
+bar 0.235): at 40 steps U-Net 0.18-0.33 and DeepLabv3+ 0.17-0.33, some still at the constant prediction;
+at 120 steps U-Net 0.31-0.48 (all five pass) and DeepLabv3+ 0.35 / 0.31 / 0.33 / 0.28 / 0.18 (seed 4's
+two validation pictures swing between 0.14 and 0.22 from epoch to epoch; a learning rate of 0.003 was
+worse). Steps are cheap here (~0.15 s); building, validating and exporting the model are most of the
+test's time."""
 
 from __future__ import annotations
 
@@ -28,15 +35,15 @@ MODELS = {
 def test_training_lowers_the_loss_and_raises_miou_far_above_chance(architecture, tiny_artifacts, tmp_path):
     config = PipelineConfig.from_dict({
         "model": {"architecture": architecture, "image_size": list(IMAGE_SIZE), **MODELS[architecture]},
-        "training": {"epochs": 4, "steps_per_epoch": 10, "batch_size": 4, "eval_steps": 1, "seed": 0,
+        "training": {"epochs": 8, "steps_per_epoch": 15, "batch_size": 4, "eval_steps": 1, "seed": 0,
                      "optimizer": {"learning_rate": 0.01}}})
-    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps=40)
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps=120)
     run_fn(fn_args)
     history = json.loads((tmp_path / "model_run" / artifacts.HISTORY_FILE).read_text())
     assert history["loss"][-1] < 0.6 * history["loss"][0]
     # A random guess over the 21 classes scores about 1/21. The bar here is stricter: 1.4x the best
-    # constant prediction (every pixel background, 0.20 on this data), computed with the project's metrics.
-    # Measured: U-Net 0.32, DeepLabv3+ 0.44.
+    # constant prediction (every pixel background, 0.168 on this data), computed with the project's metrics.
+    # Measured at seed 0: U-Net 0.39, DeepLabv3+ 0.35.
     assert history["val_miou"][-1] > 1.4 * constant_prediction_miou(tiny_artifacts)
 
 
