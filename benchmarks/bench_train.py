@@ -4,7 +4,8 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
 256x256 model input, for the pipeline's U-Net and DeepLabv3+ (MobileNetV2) at their config defaults:
 
 - **trainer**: the Trainer's own path: TFX's data accessor reading the ingested TFRecords, the tf.Transform
-  graph applied per batch, augmentation, the model compiled by `model_factory` inside the strategy of
+  graph applied per batch (its output held in memory after the first pass, as the Trainer does when it
+  fits `training.cache_limit_mb`), augmentation, the model compiled by `model_factory` inside the strategy of
   `strategy.make_strategy` (MirroredStrategy on this CPU), `model.fit`;
 - **baseline**: a plain tf-keras script: the same examples decoded once, resized and standardised into
   numpy arrays held in memory, `tf.data.Dataset.from_tensor_slices(...).shuffle().repeat().batch()`,
