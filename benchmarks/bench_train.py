@@ -184,7 +184,7 @@ def measure(root: Path, architecture: str, args) -> dict:
                               augmentation=config.training.augmentation, seed=0,
                               shuffle_buffer=config.training.shuffle_buffer,
                               image_size=config.model.image_size,
-                              held_examples=plan_holding(fn_args.train_files, IMAGE_SIZE,
+                              held_examples=plan_holding(fn_args.train_files, config.model.image_size,
                                                          config.training.cache_limit_mb).held_examples)
     images, masks = in_memory_arrays(fn_args, transform_output)
     plain_data = (tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=0).repeat()

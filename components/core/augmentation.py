@@ -16,9 +16,10 @@ batch. What runs, and with which ranges, is an
   pixels from outside the input are the fill pixel in the image and 255 in the mask. Photometric steps
   come first, so padding stays exactly the fill pixel. Without rotation the map is axis-aligned and
   `tf.image.crop_and_resize` resamples it (1.2 ms of CPU for a 256x256 image here, against 3.3 ms for
-  `tf.raw_ops.ImageProjectiveTransformV3`, which resamples rotations; the masks are the same, the
-  images agree to 1e-3 but in the one-pixel seam at the input's edge, which the projective op blends
-  with the fill pixel and `crop_and_resize` does not).
+  `tf.raw_ops.ImageProjectiveTransformV3`, which resamples rotations; the masks are the same but where
+  a sample falls exactly half-way between two pixels (scales such as 1.5 or 0.5 make many such ties),
+  which float rounding gives to either neighbour; the images agree to 1e-3 but in the one-pixel seam at
+  the input's edge, which the projective op blends with the fill pixel and `crop_and_resize` does not).
 - CutMix (`cutmix`): with a probability, a random box of a partner example of the batch (a random
   pairing) replaces the same box of an example, in image and mask alike.
 
@@ -150,12 +151,14 @@ def warp(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf
 def warp_axis_aligned(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
     """`warp` for a `transform` without rotation (scale, translation, flips), by `tf.image.crop_and_resize`.
 
-    Output row i samples input row y_i = a i + b (the map's row; columns alike, a negative a flips).
-    crop_and_resize samples row y1 (H' - 1) + i (y2 - y1) (H' - 1) / (h - 1) of a box [y1, y2], so the box
-    is [y_0, y_(h-1)] over H' - 1. The input gets one replicated edge pixel all round first (H' = H + 2,
-    rows shifted by 1), so that a sample within half a pixel of the edge takes the edge pixel. Samples
-    outside the input's pixels (y <= -0.5 or y >= H - 0.5, where nearest rounding leaves the input) are
-    `fill` in the image and the ignore label in the mask: the mask is `warp`'s exactly, and the image is
+    Only the map's diagonal and translation are read: the caller sends rotations to `warp`. Output row i
+    (of h) samples input row y_i = a i + b (the map's row; columns alike, a negative a flips).
+    crop_and_resize samples row y1 (H' - 1) + i (y2 - y1) (H' - 1) / (h - 1) of an input of H' rows and a
+    box [y1, y2]. The input gets one replicated edge pixel all round first (H' = H + 2, rows shifted by
+    1), so that a sample within half a pixel of the edge takes the edge pixel, and the box is
+    [(y_0 + 1) / (H + 1), (y_(h-1) + 1) / (H + 1)]. Samples outside the input's pixels (y <= -0.5 or
+    y >= H - 0.5, where nearest rounding leaves the input) are `fill` in the image and the ignore label
+    in the mask: the mask is `warp`'s but at exact half-pixel ties (either neighbour), and the image is
     `warp`'s bilinear value wherever the sample and its neighbours lie inside the input.
     """
     matrix = tf.convert_to_tensor(transform, tf.float32)

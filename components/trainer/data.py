@@ -7,10 +7,11 @@ every epoch (`components.core.augmentation`): the graph's normalised images are 
 with the graph's own constants (`normalization_mean`, `normalization_std`), augmented one example at a
 time in parallel (padding with the graph's `pixel_mean`), batched, mixed by CutMix, and normalised again.
 
-Training examples can be held in memory in pixel space after their first pass (`held_examples`, decided by
-`plan_holding` against `training.cache_limit_mb`): later epochs then only shuffle and augment them. On the CPUs this runs on, the input pipeline's threads take
-their cores from the training step's: decoding and the transform graph are about half of the pipeline's
-CPU time, and each millisecond of it cost the U-Net's step ~3.5 ms of wall time (README, the figures of
+Training examples can be held in memory in pixel space after their first pass (`held_examples`, as
+`plan_holding` decides against `training.cache_limit_mb`): later epochs then only shuffle and augment
+them. On the CPUs this runs on, the input pipeline's threads take their cores from the training step's,
+and each millisecond of input CPU an image cost the U-Net's step ~3.5 ms of wall time; decoding and the
+transform graph are ~4 ms an image at 256x256, augmentation ~3 ms (README, the figures of
 `bench_train.py`).
 """
 
@@ -65,12 +66,12 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
     deterministic = not training or seed is not None
     if training and image_size is None:
         raise ValueError("make_dataset needs the model's image_size to augment training data")
-    cache = training and held_examples > 0
-    shuffle_serialized = training and not cache  # held examples are shuffled after the cache instead
+    hold = training and held_examples > 0
+    shuffle_serialized = training and not hold  # held examples are shuffled once held instead
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle_serialized,
-                                       num_epochs=1 if cache else None, shuffle_buffer_size=shuffle_buffer,
+                                       num_epochs=1 if hold else None, shuffle_buffer_size=shuffle_buffer,
                                        shuffle_seed=seed if shuffle_serialized else None,
                                        sloppy_ordering=not deterministic),
         transform_output.raw_metadata.schema)
@@ -79,7 +80,7 @@ def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
     if training:
         dataset = dataset.map(lambda raw: to_pixels(transform_layer(raw)), num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.unbatch()
-        if cache:
+        if hold:
             # The whole split shuffled together (the buffer holds references to the held tensors): read once
             # in the files' order, a split sorted by name or city would otherwise stay locally sorted.
             buffer = max(shuffle_buffer, held_examples)
@@ -103,8 +104,9 @@ def count_examples(file_pattern) -> int:
 
 
 class HoldingPlan(NamedTuple):
-    """Whether a training split is held in memory: its example count, their size held, and the decision."""
-    examples: int
+    """Whether a training split is held in memory: its example count (None: not counted, holding is
+    off), their size held, and the decision."""
+    examples: int | None
     size_mb: float
     held: bool
 
@@ -115,10 +117,10 @@ class HoldingPlan(NamedTuple):
 
 
 def plan_holding(file_pattern, image_size: tuple[int, int], limit_mb: int) -> HoldingPlan:
-    """Counts the split's examples once and holds them when their pixels (float32) and masks (uint8) at
-    `image_size` take at most `limit_mb` megabytes; `limit_mb` 0 holds nothing and reads nothing."""
+    """Counts the split's examples once and decides to hold them when their pixels (float32) and masks
+    (uint8) at `image_size` take at most `limit_mb` megabytes; `limit_mb` 0 decides not to and reads nothing."""
     if not limit_mb:
-        return HoldingPlan(examples=0, size_mb=0.0, held=False)
+        return HoldingPlan(examples=None, size_mb=0.0, held=False)
     examples = count_examples(file_pattern)
     height, width = image_size
     size_mb = examples * height * width * (3 * 4 + 1) / 2 ** 20

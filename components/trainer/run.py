@@ -145,7 +145,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 config.model.architecture, strategy.num_replicas_in_sync, total_steps, epochs,
                 steps_per_epoch, global_batch)
     holding = plan_holding(fn_args.train_files, config.model.image_size, training.cache_limit_mb)
-    if training.cache_limit_mb:
+    if holding.examples is not None:
         logger.info("Training examples %s in memory after their first pass (%d, %.0f MB; training.cache_limit_mb %d)",
                     "held" if holding.held else "not held", holding.examples, holding.size_mb,
                     training.cache_limit_mb)

@@ -79,7 +79,7 @@ def test_training_batches_repeat_with_a_seed_and_differ_between_seeds(pipeline_p
 
 
 def test_examples_held_in_memory_come_back_each_once_an_epoch_in_a_new_order(pipeline_parts):
-    """The cached split is read and transformed once; every epoch shuffles all of it anew, nothing lost."""
+    """The held split is read and transformed once; every epoch shuffles all of it anew, nothing lost."""
     fn_args, transform_output = pipeline_parts
     expected = _transformed(fn_args, transform_output, fn_args.train_files)["mask"]
     count = len(expected)
