@@ -153,6 +153,9 @@ def test_the_int8_unet_runs_as_one_xnnpack_partition(trained):
     assert tflite.xnnpack_partitions(content) == 1
 
 
+# As in `tflite.convert`: the converter asks for `quantized_input_stats` whenever the input is int8, though
+# the representative dataset's calibration gives the input's scale and zero point.
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs were expected:UserWarning")
 def test_transpose_conv_weights_requantized_per_tensor_keep_the_per_channel_models_outputs():
     """A stride-2 transposed convolution whose output channels span a 16x range of weight magnitudes: the
     converter's per-channel int8 model is refused by XNNPACK; requantized per tensor it is delegated, and its
