@@ -38,7 +38,8 @@ def test_training_lowers_the_loss_and_raises_miou_far_above_chance(architecture,
         "model": {"architecture": architecture, "image_size": list(IMAGE_SIZE), **MODELS[architecture]},
         "training": {"epochs": 8, "steps_per_epoch": 15, "batch_size": 4, "eval_steps": 1, "seed": 0,
                      "optimizer": {"learning_rate": 0.01}}})
-    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps=120)
+    train_steps = config.training.epochs * config.training.steps_per_epoch
+    fn_args = trainer_fn_args(tiny_artifacts, tmp_path, trainer_custom_config(config, "pascal_voc"), train_steps)
     run_fn(fn_args)
     history = json.loads((tmp_path / "model_run" / artifacts.HISTORY_FILE).read_text())
     assert history["loss"][-1] < 0.6 * history["loss"][0]
