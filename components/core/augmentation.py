@@ -1,10 +1,12 @@
 """Training augmentation of (image, mask) pairs: the DeepLab recipe and a few common additions, in TensorFlow ops.
 
-Everything works in pixel space on one example: `image` float32 [H, W, 3] RGB in [0, 255], `mask` int64
-[H, W] of class ids with :data:`~components.core.label_maps.IGNORE_LABEL` (255) for ignored pixels, and a
-`fill` pixel ([3], the dataset's mean pixel) for the image where no pixel exists. CutMix alone works on a
-batch. What runs, and with which ranges, is an
-:class:`~components.core.config.AugmentationConfig`:
+Everything works in pixel space, on one example (`augment_example`) or on a batch of them, each with its
+own seed (`augment_batch`, which the Trainer's training step runs): `image` float32 [H, W, 3] RGB in
+[0, 255], `mask` [H, W] of class ids (int64, or uint8) with :data:`~components.core.label_maps.IGNORE_LABEL`
+(255) for ignored pixels, and a `fill` pixel ([3], the dataset's mean pixel) for the image where no pixel
+exists. The random draws are per example; the resampling of a batch is one op for its images and one for
+its masks, each example with its own map. CutMix works on a batch. What runs, and with which ranges, is
+an :class:`~components.core.config.AugmentationConfig`:
 
 - photometric steps, image only (the mask is returned untouched): colour jitter (brightness, contrast,
   saturation, hue on pixels / 255, clipped after each step) and Gaussian blur (separable depthwise
@@ -55,11 +57,11 @@ def step_seeds(seed) -> tf.Tensor:
 
 def augment_example(image, mask, fill, seed, config: AugmentationConfig,
                     output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
-    """Applies the configured augmentations (all but CutMix) to one example.
+    """Applies the configured augmentations (all but CutMix) to one example: `augment_batch` of a batch of one.
 
     Args:
         image: float32 [H, W, 3], RGB pixels in [0, 255].
-        mask: int64 [H, W] class ids, 255 = ignore.
+        mask: int [H, W] class ids, 255 = ignore.
         fill: float32 [3], the pixel that padding and rotated-in corners of the image get (the mean pixel).
         seed: int64 [2] stateless seed of this example.
         config: which augmentations run, with their ranges.
@@ -69,19 +71,58 @@ def augment_example(image, mask, fill, seed, config: AugmentationConfig,
     Returns:
         (image float32 [output_size..., 3] in [0, 255] (the fill pixel aside), mask int64 [output_size...]).
     """
-    image = tf.convert_to_tensor(image, tf.float32)
-    mask = tf.convert_to_tensor(mask, tf.int64)
-    fill = tf.convert_to_tensor(fill, tf.float32)
-    seeds = step_seeds(seed)
+    images, masks = augment_batch(tf.convert_to_tensor(image, tf.float32)[None],
+                                  tf.convert_to_tensor(mask, tf.int64)[None],
+                                  tf.convert_to_tensor(fill, tf.float32)[None],
+                                  tf.convert_to_tensor(seed, tf.int64)[None], config, output_size)
+    return images[0], masks[0]
+
+
+def augment_batch(images, masks, fills, seeds, config: AugmentationConfig,
+                  output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Applies the configured augmentations (all but CutMix) to a batch, each example with its own seed.
+
+    The random draws are per example (each seed split by `step_seeds`); the pixel work is batched: one
+    resampling op for all the images and one for all the masks, each example with its own map (the
+    photometric steps, when on, go example by example). An example's result is the same whichever batch
+    it is in.
+
+    Args:
+        images: float32 [B, H, W, 3], RGB pixels in [0, 255].
+        masks: integer [B, H, W] class ids, 255 = ignore (int64, or uint8 to move a quarter of the bytes).
+        fills: float32 [B, 3], each example's fill pixel (padding and rotated-in corners).
+        seeds: int64 [B, 2], each example's stateless seed.
+        config: which augmentations run, with their ranges.
+        output_size: (height, width) of the results.
+
+    Returns:
+        (images float32 [B, output_size..., 3], masks [B, output_size...] of the masks' dtype).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    masks = tf.convert_to_tensor(masks)
+    fills = tf.convert_to_tensor(fills, tf.float32)
+    seeds = tf.map_fn(step_seeds, tf.cast(seeds, tf.int64),
+                      fn_output_signature=tf.TensorSpec([_NUM_STEPS, 2], tf.int64))
+    if config.color_jitter.enabled or config.blur.enabled:
+        images = tf.map_fn(lambda example: _photometric(example[0], example[1], config), (images, seeds),
+                           fn_output_signature=tf.TensorSpec(images.shape[1:], tf.float32))
+    if config.geometric or tuple(images.shape[1:3]) != tuple(output_size):
+        input_size = tf.shape(images)[1:3]
+        transforms = tf.map_fn(
+            lambda example_seeds: geometric_transform(input_size, output_size, example_seeds, config),
+            seeds, fn_output_signature=tf.TensorSpec([3, 3], tf.float32))
+        resample = warp_batch if config.rotation.enabled else warp_axis_aligned_batch
+        images, masks = resample(images, masks, fills, transforms, output_size)
+    return images, masks
+
+
+def _photometric(image, seeds, config: AugmentationConfig) -> tf.Tensor:
+    """The photometric steps (colour jitter, blur) of one [H, W, 3] image with its step seeds."""
     if config.color_jitter.enabled:
         image = color_jitter(image, seeds[_COLOR], config.color_jitter)
     if config.blur.enabled:
         image = random_gaussian_blur(image, seeds[_BLUR], config.blur)
-    if config.geometric or tuple(image.shape[:2]) != tuple(output_size):
-        transform = geometric_transform(tf.shape(image)[:2], output_size, seeds, config)
-        resample = warp if config.rotation.enabled else warp_axis_aligned
-        image, mask = resample(image, mask, fill, transform, output_size)
-    return image, mask
+    return image
 
 
 def geometric_transform(input_size, output_size: tuple[int, int], seeds, config: AugmentationConfig) -> tf.Tensor:
@@ -131,55 +172,80 @@ def rotation_about_centre(angle, size: tuple[int, int]) -> tf.Tensor:
 
 
 def warp(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
-    """Resamples image (bilinear) and mask (nearest) through `transform`, output to input pixel coordinates.
+    """`warp_batch` of one example: image [H, W, C], mask [H, W], fill [C], transform [3, 3]."""
+    images, masks = warp_batch(tf.convert_to_tensor(image)[None], tf.convert_to_tensor(mask)[None],
+                               tf.convert_to_tensor(fill)[None], tf.convert_to_tensor(transform)[None], output_size)
+    return images[0], masks[0]
 
-    Input pixels outside the input are `fill` in the image (per channel: the image is shifted by `fill`
-    so that the op's scalar fill value 0 stands for it) and the ignore label in the mask.
+
+def warp_batch(images, masks, fills, transforms, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resamples images (bilinear) and masks (nearest) through `transforms`, output to input pixel coordinates.
+
+    One map per example (`transforms` [B, 3, 3]). Input pixels outside the input are the example's `fills`
+    pixel ([B, C]) in the image (per channel: the image is shifted by it so that the op's scalar fill value
+    0 stands for it) and the ignore label in the mask.
     """
-    transforms = tf.reshape(transform, [9])[:8][None]
+    images = tf.convert_to_tensor(images, tf.float32)
+    masks = tf.convert_to_tensor(masks)
+    fills = tf.convert_to_tensor(fills, tf.float32)[:, None, None, :]
+    flat = tf.reshape(tf.convert_to_tensor(transforms, tf.float32), [-1, 9])[:, :8]
     shape = tf.constant(output_size, tf.int32)
     moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=(image - fill)[None], transforms=transforms, output_shape=shape, fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")[0] + fill
-    moved_mask = tf.raw_ops.ImageProjectiveTransformV3(
-        images=mask[None, :, :, None], transforms=transforms, output_shape=shape,
-        fill_value=float(IGNORE_LABEL), interpolation="NEAREST", fill_mode="CONSTANT")[0, :, :, 0]
-    return (tf.ensure_shape(moved, [*output_size, image.shape[-1]]),
-            tf.ensure_shape(moved_mask, list(output_size)))
+        images=images - fills, transforms=flat, output_shape=shape, fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT") + fills
+    moved_masks = tf.raw_ops.ImageProjectiveTransformV3(
+        images=masks[..., None], transforms=flat, output_shape=shape,
+        fill_value=float(IGNORE_LABEL), interpolation="NEAREST", fill_mode="CONSTANT")[..., 0]
+    return (tf.ensure_shape(moved, [images.shape[0], *output_size, images.shape[-1]]),
+            tf.ensure_shape(moved_masks, [masks.shape[0], *output_size]))
 
 
 def warp_axis_aligned(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
-    """`warp` for a `transform` without rotation (scale, translation, flips), by `tf.image.crop_and_resize`.
+    """`warp_axis_aligned_batch` of one example: image [H, W, C], mask [H, W], fill [C], transform [3, 3]."""
+    images, masks = warp_axis_aligned_batch(
+        tf.convert_to_tensor(image)[None], tf.convert_to_tensor(mask)[None], tf.convert_to_tensor(fill)[None],
+        tf.convert_to_tensor(transform)[None], output_size)
+    return images[0], masks[0]
 
-    Only the map's diagonal and translation are read: the caller sends rotations to `warp`. Output row i
-    (of h) samples input row y_i = a i + b (the map's row; columns alike, a negative a flips).
+
+def warp_axis_aligned_batch(images, masks, fills, transforms,
+                            output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """`warp_batch` for `transforms` without rotation (scale, translation, flips), by one
+    `tf.image.crop_and_resize` for the images and one for the masks, a box per example.
+
+    Only each map's diagonal and translation are read: the caller sends rotations to `warp_batch`. Output
+    row i (of h) samples input row y_i = a i + b (the map's row; columns alike, a negative a flips).
     crop_and_resize samples row y1 (H' - 1) + i (y2 - y1) (H' - 1) / (h - 1) of an input of H' rows and a
-    box [y1, y2]. The input gets one replicated edge pixel all round first (H' = H + 2, rows shifted by
+    box [y1, y2]. The inputs get one replicated edge pixel all round first (H' = H + 2, rows shifted by
     1), so that a sample within half a pixel of the edge takes the edge pixel, and the box is
     [(y_0 + 1) / (H + 1), (y_(h-1) + 1) / (H + 1)]. Samples outside the input's pixels (y <= -0.5 or
-    y >= H - 0.5, where nearest rounding leaves the input) are `fill` in the image and the ignore label
-    in the mask: the mask is `warp`'s but at exact half-pixel ties (either neighbour), and the image is
-    `warp`'s bilinear value wherever the sample and its neighbours lie inside the input.
+    y >= H - 0.5, where nearest rounding leaves the input) are the example's fill pixel in the image and
+    the ignore label in the mask: the mask is `warp_batch`'s but at exact half-pixel ties (either
+    neighbour), and the image is `warp_batch`'s bilinear value wherever the sample and its neighbours lie
+    inside the input.
     """
-    matrix = tf.convert_to_tensor(transform, tf.float32)
-    height, width = (tf.cast(side, tf.float32) for side in tf.unstack(tf.shape(image)[:2]))
+    images = tf.convert_to_tensor(images, tf.float32)
+    masks = tf.convert_to_tensor(masks)
+    matrices = tf.convert_to_tensor(transforms, tf.float32)
+    fills = tf.convert_to_tensor(fills, tf.float32)
+    height, width = (tf.cast(side, tf.float32) for side in tf.unstack(tf.shape(images)[1:3]))
     out_h, out_w = output_size
-    rows = matrix[1, 1] * tf.range(out_h, dtype=tf.float32) + matrix[1, 2]
-    columns = matrix[0, 0] * tf.range(out_w, dtype=tf.float32) + matrix[0, 2]
-    inside = (((rows > -0.5) & (rows < height - 0.5))[:, None]
-              & ((columns > -0.5) & (columns < width - 0.5))[None, :])
-    edge = [[1, 1], [1, 1]]
-    box = tf.stack([(rows[0] + 1.0) / (height + 1.0), (columns[0] + 1.0) / (width + 1.0),
-                    (rows[-1] + 1.0) / (height + 1.0), (columns[-1] + 1.0) / (width + 1.0)])[None]
-    first = tf.zeros([1], tf.int32)
-    moved = tf.image.crop_and_resize(tf.pad(image, edge + [[0, 0]], mode="SYMMETRIC")[None], box, first,
-                                     output_size, method="bilinear")[0]
-    moved_mask = tf.image.crop_and_resize(tf.pad(mask, edge, mode="SYMMETRIC")[None, :, :, None], box, first,
-                                          output_size, method="nearest")[0, :, :, 0]
-    moved = tf.where(inside[..., None], moved, tf.reshape(fill, [1, 1, -1]))
-    moved_mask = tf.where(inside, tf.cast(moved_mask, mask.dtype), tf.constant(IGNORE_LABEL, mask.dtype))
-    return (tf.ensure_shape(moved, [*output_size, image.shape[-1]]),
-            tf.ensure_shape(moved_mask, list(output_size)))
+    rows = matrices[:, 1, 1, None] * tf.range(out_h, dtype=tf.float32) + matrices[:, 1, 2, None]  # [B, h]
+    columns = matrices[:, 0, 0, None] * tf.range(out_w, dtype=tf.float32) + matrices[:, 0, 2, None]  # [B, w]
+    inside = (((rows > -0.5) & (rows < height - 0.5))[:, :, None]
+              & ((columns > -0.5) & (columns < width - 0.5))[:, None, :])
+    boxes = tf.stack([(rows[:, 0] + 1.0) / (height + 1.0), (columns[:, 0] + 1.0) / (width + 1.0),
+                      (rows[:, -1] + 1.0) / (height + 1.0), (columns[:, -1] + 1.0) / (width + 1.0)], axis=1)
+    examples = tf.range(tf.shape(images)[0])
+    edge = [[0, 0], [1, 1], [1, 1]]
+    moved = tf.image.crop_and_resize(tf.pad(images, edge + [[0, 0]], mode="SYMMETRIC"), boxes, examples,
+                                     output_size, method="bilinear")
+    moved_masks = tf.image.crop_and_resize(tf.pad(masks, edge, mode="SYMMETRIC")[..., None], boxes, examples,
+                                           output_size, method="nearest")[..., 0]
+    moved = tf.where(inside[..., None], moved, fills[:, None, None, :])
+    moved_masks = tf.where(inside, tf.cast(moved_masks, masks.dtype), tf.constant(IGNORE_LABEL, masks.dtype))
+    return (tf.ensure_shape(moved, [images.shape[0], *output_size, images.shape[-1]]),
+            tf.ensure_shape(moved_masks, [masks.shape[0], *output_size]))
 
 
 def color_jitter(image, seed, config: ColorJitterConfig) -> tf.Tensor:

@@ -4,14 +4,14 @@ The Trainer reads the raw ingested examples (Transform runs with `materialize=Fa
 transform graph here, so the same graph is embedded in the exported model. Evaluation batches are the
 graph's output, in order, never augmented. Training examples are shuffled, repeated and augmented anew
 every epoch (`components.core.augmentation`): the graph's normalised images are turned back into pixels
-with the graph's own constants (`normalization_mean`, `normalization_std`), augmented one example at a
-time in parallel (padding with the graph's `pixel_mean`), batched, mixed by CutMix, and normalised again.
+with the graph's own constants (`normalization_mean`, `normalization_std`), each example gets its own
+augmentation seed, and batches are augmented (each example with its seed, padding with the graph's
+`pixel_mean`; one resampling op a batch), mixed by CutMix and normalised again.
 
 Training examples can be held in memory in pixel space after their first pass (`held_examples`, as
 `plan_holding` decides against `training.cache_limit_mb`): later epochs then only shuffle and augment
-them. On the CPUs this runs on, the input pipeline's threads take their cores from the training step's,
-and each millisecond of input CPU an image cost the U-Net's step ~3.5 ms of wall time; decoding and the
-transform graph are ~4 ms an image at 256x256, augmentation ~3 ms (README, the figures of
+them. On the CPUs this runs on, the input pipeline's threads take their cores from the training step's;
+decoding and the transform graph were ~4 ms an image at 256x256 (README, the figures of
 `bench_train.py`).
 """
 
@@ -32,13 +32,17 @@ from components.core.config import AugmentationConfig
 _CUTMIX_STREAM = 1
 """Folded into the first example's seed of a batch to give the batch's CutMix seed."""
 
+_SEED = "augmentation_seed"
+"""Key of an example's int64 [2] augmentation seed, added to its dict until its batch is augmented."""
+
 
 def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
                  transform_output: tft.TFTransformOutput, batch_size: int,
                  augmentation: AugmentationConfig | None = None, seed: int | None = None,
                  shuffle_buffer: int = 1000, image_size: tuple[int, int] | None = None,
                  held_examples: int = 0) -> tf.data.Dataset:
-    """Reads raw examples, applies the transform graph and yields (image, mask) batches.
+    """Reads raw examples, applies the transform graph and yields (image, mask) batches: normalised images
+    float32 [B, H, W, 3], masks int64 [B, H, W].
 
     Args:
         file_pattern: TFRecord file patterns of one split.
@@ -154,12 +158,13 @@ def to_pixels(transformed) -> dict[str, tf.Tensor]:
 
 def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: tuple[int, int],
             batch_size: int, seed: int | None = None) -> tf.data.Dataset:
-    """Augments single examples in pixel space and batches them into normalised (images, masks).
+    """Batches single examples in pixel space, augments the batches and normalises them again.
 
     Every example draws its randomness from its own stateless seed, taken in order from a seeded stream
     (`tf.data.Dataset.random(seed)`), so a fixed `seed` repeats the same augmentations whatever the
-    parallelism of the map; `seed` None gives different ones each run. A batch's CutMix seed is folded
-    from its first example's.
+    parallelism of the pipeline; `seed` None gives different ones each run. An example's augmentation is
+    the same whichever batch it lands in (`components.core.augmentation.augment_batch`); a batch's CutMix
+    seed is folded from its first example's.
 
     Args:
         examples: dicts of one example each, as `to_pixels` gives them (unbatched).
@@ -173,23 +178,24 @@ def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: t
     """
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
 
-    def augment_one(example, example_seed):
-        image, mask = augmentation_ops.augment_example(
-            example[features.IMAGE], tf.cast(example[features.MASK], tf.int64), example[features.PIXEL_MEAN],
-            example_seed, config, image_size)
-        return (image, mask, example[features.NORMALIZATION_MEAN], example[features.NORMALIZATION_STD],
-                example_seed)
+    def with_seed(example, example_seed):
+        return {**example, _SEED: example_seed}
 
-    def finish_batch(images, masks, mean, std, example_seeds):
+    def augment_batch(batch):
+        example_seeds = batch[_SEED]
+        images, masks = augmentation_ops.augment_batch(batch[features.IMAGE], batch[features.MASK],
+                                                       batch[features.PIXEL_MEAN], example_seeds, config, image_size)
+        masks = tf.cast(masks, tf.int64)
         if config.cutmix.enabled:
             batch_seed = tf.random.experimental.stateless_fold_in(example_seeds[0], _CUTMIX_STREAM)
             images, masks = augmentation_ops.cutmix(images, masks, batch_seed, config.cutmix.probability)
+        mean, std = batch[features.NORMALIZATION_MEAN], batch[features.NORMALIZATION_STD]
         return (images - mean[:, None, None, :]) / std[:, None, None, :], masks
 
     return (tf.data.Dataset.zip((examples, seeds))
-            .map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(with_seed)
             .batch(batch_size, drop_remainder=True)
-            .map(finish_batch, num_parallel_calls=tf.data.AUTOTUNE))
+            .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE))
 
 
 def read_transform_constants(file_pattern, data_accessor: tfx.components.DataAccessor,

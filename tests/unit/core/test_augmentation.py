@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.core.augmentation import (augment_example, cutmix, geometric_transform, rotation_about_centre, step_seeds,
-                                         warp, warp_axis_aligned)
+from components.core.augmentation import (augment_batch, augment_example, cutmix, geometric_transform,
+                                         rotation_about_centre, step_seeds, warp, warp_axis_aligned)
 from components.core.config import AugmentationConfig, ConfigError, PipelineConfig
 from components.core.label_maps import IGNORE_LABEL
 
@@ -310,6 +310,31 @@ def test_the_same_seed_repeats_and_other_seeds_differ():
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
     assert not np.array_equal(first[1], other[1])
+
+
+@pytest.mark.parametrize("sections", [
+    {"horizontal_flip": True, "scale": {"enabled": True}},
+    {"horizontal_flip": True, "scale": {"enabled": True}, "rotation": {"enabled": True},
+     "color_jitter": {"enabled": True}, "blur": {"enabled": True, "probability": 0.5}},
+], ids=["axis_aligned", "everything"])
+def test_a_batch_gives_each_example_what_it_gets_alone(sections):
+    """`augment_batch` resamples all examples in one op, each with its own map, fill and seed: every example
+    comes out as `augment_example` makes it alone, and uint8 masks come out as the int64 ones."""
+    augmentation = config(**sections)
+    image, mask = tiled_example()
+    images = np.stack([image, image[::-1], image[:, ::-1] * 0.5, image])
+    masks = np.stack([mask, mask[::-1], mask[:, ::-1], mask])
+    fills = np.stack([FILL, FILL + 1.0, FILL + 2.0, FILL + 3.0])
+    seeds = np.array([[1, 11], [2, 11], [3, 11], [4, 11]], np.int64)
+    batch_images, batch_masks = augment_batch(images, masks, fills, seeds, augmentation, (24, 40))
+    _, uint8_masks = augment_batch(images, masks.astype(np.uint8), fills, seeds, augmentation, (24, 40))
+    assert uint8_masks.dtype == tf.uint8
+    np.testing.assert_array_equal(uint8_masks.numpy(), batch_masks.numpy())
+    for index in range(len(images)):
+        alone_image, alone_mask = augment_example(images[index], masks[index], fills[index], seeds[index],
+                                                  augmentation, (24, 40))
+        np.testing.assert_array_equal(batch_masks[index].numpy(), alone_mask.numpy())
+        np.testing.assert_allclose(batch_images[index].numpy(), alone_image.numpy(), atol=1e-3)
 
 
 def test_switching_a_photometric_step_on_does_not_change_the_geometry():
