@@ -15,15 +15,16 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
   it goes; its images/s against the trainer's training images/s must be >= 3 so training never waits.
 
 Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the three
-fits take turns in chunks of `--steps` timed steps, `--repeats` rounds, and the reported ratio is the
-median of the rounds' ratios: the machine's speed drifts (the same plain fit ran at 9.2-10.8 img/s over
+fits take turns in chunks of `--steps` timed steps (each a `fit` of one more step, timed from the end of
+its first: see `time_fit`), `--repeats` rounds, and the reported ratio is the median of the rounds' ratios: the machine's speed drifts (the same plain fit ran at 9.2-10.8 img/s over
 the rounds of one run here), and the fits of a round see the same drift. Run from the repository root:
 `.venv/bin/python benchmarks/bench_train.py`.
 Progress goes to stderr; the last line of stdout is one JSON object: `value` = trainer images/s of
 U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median round ratio (goal >= 1.0),
 plus the same for DeepLabv3+, `ratio_bfloat16` (the Trainer with `training.mixed_precision:
 mixed_bfloat16` against the same float32 plain script: the stretch goal's "settings"), the input-pipeline
-ratios and the cores the process kept busy (`cores_used`, CPU time over wall time; 2 at most here).
+ratios, the cores the process kept busy (`cores_used`, CPU time over wall time; 2 at most here) and each
+fit's start-up (`<fit>_startup_s`: its first step's time less a steady step's, not in the rates).
 """
 
 from __future__ import annotations
