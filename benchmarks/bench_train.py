@@ -15,9 +15,10 @@ Measured in one run, on the same examples (a synthetic VOC set ingested by segpi
   it goes; its images/s against the trainer's training images/s must be >= 3 so training never waits.
 
 Each model is built once and runs `--warmup` untimed steps (tracing, first-call costs); then the three
-fits take turns in chunks of `--steps` timed steps (each a `fit` of one more step, timed from the end of
-its first: see `time_fit`), `--repeats` rounds, and the reported ratio is the median of the rounds' ratios: the machine's speed drifts (the same plain fit ran at 9.2-10.8 img/s over
-the rounds of one run here), and the fits of a round see the same drift. Run from the repository root:
+fits take turns in chunks of `--steps` timed steps (each a `fit` of one more step, timed from the end
+of its first: see `time_fit`), `--repeats` rounds, and the reported ratio is the median of the rounds'
+ratios: the machine's speed drifts (the same plain fit ran at 9.2-10.8 img/s over the rounds of one run
+here), and the fits of a round see the same drift. Run from the repository root:
 `.venv/bin/python benchmarks/bench_train.py`.
 Progress goes to stderr; the last line of stdout is one JSON object: `value` = trainer images/s of
 U-Net, `baseline` = plain images/s of U-Net (medians), `ratio` = the median round ratio (goal >= 1.0),
@@ -136,11 +137,11 @@ def time_fit(model, dataset, steps: int, batch_size: int) -> tuple[float, float,
 
     The fit runs one step more than `steps` and is timed from the end of its first step to the end of its
     last: the steady rate of a training. The first step of every `fit` also waits for the input
-    pipeline's iterator to start: ~0.2 s more than a step for the Trainer's (MirroredStrategy's
-    distributed iterator over TFXIO with held examples, shuffled), ~0.03 s for the plain script's, here;
-    the Trainer fits once a training, so it pays that once, where this benchmark's chunks of a few steps
-    would pay it every chunk (0.88 of the plain script's rate with it, at 4-step chunks). The start-up is
-    reported on its own: the first step's time less a steady step's. `fit` itself returns up to ~2.5 s
+    pipeline's iterator to start: 0.2-0.5 s more than a step for the Trainer's (MirroredStrategy's
+    distributed iterator over TFXIO with held examples, shuffled), 0.01-0.03 s for the plain script's,
+    here; the Trainer fits once a training, so it pays that once, where this benchmark's chunks of a few
+    steps would pay it every chunk (one version of the code gave a U-Net ratio of 0.867 with it and 0.979
+    without). The start-up is reported on its own: the first step's time less a steady step's. `fit` itself returns up to ~2.5 s
     after its last step (tf.data's autotuning thread winds down), which is not timed either.
     """
     clock = _StepClock()

@@ -1,7 +1,7 @@
 """Training augmentation of (image, mask) pairs: the DeepLab recipe and a few common additions, in TensorFlow ops.
 
 Everything works in pixel space, on one example (`augment_example`) or on a batch of them, each with its
-own seed (`augment_batch`, which the Trainer's training step runs): `image` float32 [H, W, 3] RGB in
+own seed (`augment_batch`, which the Trainer's `tf.data` pipeline runs): `image` float32 [H, W, 3] RGB in
 [0, 255], `mask` [H, W] of class ids (int64, or uint8) with :data:`~components.core.label_maps.IGNORE_LABEL`
 (255) for ignored pixels, and a `fill` pixel ([3], the dataset's mean pixel) for the image where no pixel
 exists. The random draws are per example; the resampling of a batch is one op for its images and one for
@@ -89,7 +89,7 @@ def augment_batch(images, masks, fills, seeds, config: AugmentationConfig,
 
     Args:
         images: float32 [B, H, W, 3], RGB pixels in [0, 255].
-        masks: integer [B, H, W] class ids, 255 = ignore (int64, or uint8 to move a quarter of the bytes).
+        masks: integer [B, H, W] class ids, 255 = ignore (int64, or uint8 to move an eighth of the bytes).
         fills: float32 [B, 3], each example's fill pixel (padding and rotated-in corners).
         seeds: int64 [B, 2], each example's stateless seed.
         config: which augmentations run, with their ranges.
@@ -173,8 +173,9 @@ def rotation_about_centre(angle, size: tuple[int, int]) -> tf.Tensor:
 
 def warp(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
     """`warp_batch` of one example: image [H, W, C], mask [H, W], fill [C], transform [3, 3]."""
-    images, masks = warp_batch(tf.convert_to_tensor(image)[None], tf.convert_to_tensor(mask)[None],
-                               tf.convert_to_tensor(fill)[None], tf.convert_to_tensor(transform)[None], output_size)
+    images, masks = warp_batch(tf.convert_to_tensor(image, tf.float32)[None], tf.convert_to_tensor(mask)[None],
+                               tf.convert_to_tensor(fill, tf.float32)[None],
+                               tf.convert_to_tensor(transform, tf.float32)[None], output_size)
     return images[0], masks[0]
 
 
@@ -203,8 +204,8 @@ def warp_batch(images, masks, fills, transforms, output_size: tuple[int, int]) -
 def warp_axis_aligned(image, mask, fill, transform, output_size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
     """`warp_axis_aligned_batch` of one example: image [H, W, C], mask [H, W], fill [C], transform [3, 3]."""
     images, masks = warp_axis_aligned_batch(
-        tf.convert_to_tensor(image)[None], tf.convert_to_tensor(mask)[None], tf.convert_to_tensor(fill)[None],
-        tf.convert_to_tensor(transform)[None], output_size)
+        tf.convert_to_tensor(image, tf.float32)[None], tf.convert_to_tensor(mask)[None],
+        tf.convert_to_tensor(fill, tf.float32)[None], tf.convert_to_tensor(transform, tf.float32)[None], output_size)
     return images[0], masks[0]
 
 

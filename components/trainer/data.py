@@ -10,9 +10,8 @@ augmentation seed, and batches are augmented (each example with its seed, paddin
 
 Training examples can be held in memory in pixel space after their first pass (`held_examples`, as
 `plan_holding` decides against `training.cache_limit_mb`): later epochs then only shuffle and augment
-them. On the CPUs this runs on, the input pipeline's threads take their cores from the training step's;
-decoding and the transform graph were ~4 ms an image at 256x256 (README, the figures of
-`bench_train.py`).
+them (decoding and the transform graph were ~4 ms of CPU an image at 256x256, which the input pipeline
+shares with the training step on a CPU; README, the figures of `bench_train.py`).
 """
 
 from __future__ import annotations
@@ -132,7 +131,7 @@ def plan_holding(file_pattern, image_size: tuple[int, int], limit_mb: int) -> Ho
 
 
 def _compact_mask(example):
-    """The example with its mask as uint8, a quarter of int64's memory: class ids and the ignore label 255
+    """The example with its mask as uint8, an eighth of int64's memory: class ids and the ignore label 255
     fit (a label map has at most 255 classes)."""
     return {**example, features.MASK: tf.cast(example[features.MASK], tf.uint8)}
 

@@ -119,19 +119,26 @@ def test_training_needs_the_image_size(pipeline_parts):
         make_dataset(fn_args.train_files, fn_args.data_accessor, transform_output, 2, augmentation=NO_AUGMENTATION)
 
 
-def test_augment_batches_examples_and_applies_cutmix_per_batch():
-    """`augment` on hand-made examples: constant normalisation constants, CutMix mixes examples of a batch."""
-    masks = np.repeat(np.arange(4, dtype=np.int64), 8 * 8).reshape(4, 8, 8)
+@pytest.mark.parametrize("mask_dtype, scale", [(np.int64, False), (np.uint8, True)],
+                         ids=["int64_masks", "held_uint8_masks_scaled"])
+def test_augment_batches_examples_and_applies_cutmix_per_batch(mask_dtype, scale):
+    """`augment` on hand-made examples: constant normalisation constants, CutMix mixes examples of a batch.
+    Each example's image is one colour, 10x its one class, so wherever the mask is a class the image is
+    its colour, and wherever the mask is 255 (padding at scales below 1) the image is the mean pixel."""
+    masks = np.repeat(np.arange(4, dtype=mask_dtype), 8 * 8).reshape(4, 8, 8)
     images = np.repeat(masks[..., None] * 10.0, 3, axis=-1).astype(np.float32)
     examples = tf.data.Dataset.from_tensor_slices({
         "image": images, "mask": masks, "normalization_mean": np.full((4, 3), 5.0, np.float32),
         "normalization_std": np.full((4, 3), 2.0, np.float32), "pixel_mean": np.full((4, 3), 5.0, np.float32)})
-    config = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": False},
+    config = AugmentationConfig.from_dict({"horizontal_flip": False, "scale": {"enabled": scale},
                                            "cutmix": {"enabled": True, "probability": 1.0}})
-    mixed = 0
+    mixed = padded = 0
     for seed in range(6):
         batch_images, batch_masks = next(iter(augment(examples, config, (8, 8), batch_size=4, seed=seed)))
         batch_images, batch_masks = batch_images.numpy(), batch_masks.numpy()
-        np.testing.assert_allclose(batch_images[..., 0] * 2.0 + 5.0, batch_masks * 10.0, atol=1e-4)
+        assert batch_masks.dtype == np.int64
+        pixels = batch_images[..., 0] * 2.0 + 5.0
+        np.testing.assert_allclose(pixels, np.where(batch_masks == 255, 5.0, batch_masks * 10.0), atol=1e-4)
         mixed += int(np.any(batch_masks != masks))
-    assert mixed > 0
+        padded += int(np.any(batch_masks == 255))
+    assert mixed > 0 and (padded > 0) == scale
