@@ -43,6 +43,7 @@ __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "PreprocessingConfig",
 
 ARCHITECTURES = ("unet", "deeplabv3plus")
 BACKBONES = ("mobilenetv2", "resnet50", "xception65", "xception41")  # = models.backbones.BACKBONES
+DECODER_UPSAMPLINGS = ("bilinear", "transposed")  # = models.deeplabv3plus.DECODER_UPSAMPLINGS
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "poly", "constant")
@@ -170,6 +171,9 @@ class DeepLabV3PlusConfig(Config):
         batch_norm_momentum: momentum of every batch normalisation's moving statistics, backbone
             included. 0.9 is mmsegmentation's (0.1 in PyTorch's convention); MobileNetV2's own 0.999
             left the inference statistics unsettled after 240 steps (train mIoU 0.97, val 0.13).
+        upsampling: from the decoder's stride 4 to the input size: "bilinear" (the paper's: logits at
+            stride 4, upsampled bilinearly) or "transposed" (two learned stride-2 transposed
+            convolutions, logits at the input size; the seed tutorial's decoder).
     """
 
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
@@ -179,10 +183,12 @@ class DeepLabV3PlusConfig(Config):
     low_level_filters: int = 48
     decoder_filters: int = 256
     batch_norm_momentum: float = 0.9
+    upsampling: str = "bilinear"
 
     def validate(self) -> None:
         require(0.0 < self.batch_norm_momentum < 1.0, "batch_norm_momentum", "must be in (0, 1)")
         require(self.output_stride in OUTPUT_STRIDES, "output_stride", "must be 8 or 16")
+        require(self.upsampling in DECODER_UPSAMPLINGS, "upsampling", _one_of(DECODER_UPSAMPLINGS))
         require(all(rate >= 1 for rate in self.aspp_rates), "aspp_rates", "must be positive")
         for key in ("aspp_filters", "low_level_filters", "decoder_filters"):
             require(getattr(self, key) >= 1, key, "must be positive")

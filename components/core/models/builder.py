@@ -39,7 +39,7 @@ def build_model(config: ModelConfig, num_classes: int) -> keras.Model:
                 atrous_rates=deeplab.atrous_rates, aspp_filters=deeplab.aspp_filters,
                 low_level_filters=deeplab.low_level_filters, decoder_filters=deeplab.decoder_filters,
                 width_multiplier=backbone.width_multiplier, backbone_weights=backbone.weights,
-                batch_norm_momentum=deeplab.batch_norm_momentum)
+                batch_norm_momentum=deeplab.batch_norm_momentum, upsampling=deeplab.upsampling)
         except (ValueError, tf.errors.OpError) as error:
             if not backbone.weights:
                 raise

@@ -10,6 +10,13 @@ conv, upsampled back), concatenated and projected by a 1x1 conv. The low-level f
 to 48 channels. Every upsampling is bilinear (`UpSampling2D` with static factors, which TFLite
 quantizes); global pooling is a mean, not a full-size average pooling. The logits layer and the last
 upsampling are float32, so the head stays float32 under mixed precision.
+
+Optional (`upsampling="transposed"`, the transposed-convolution decoder of the seed tutorial): the
+refined stride-4 features are upsampled to the input size by two learned 3x3 transposed convolutions of
+stride 2 (half and a quarter of the decoder's channels, each with batch normalisation and ReLU) and the
+logits are computed there, instead of at stride 4 and upsampled bilinearly. Learned upsampling can place
+an edge inside a stride-4 cell, which bilinear upsampling of stride-4 logits cannot: what structures one
+or two pixels wide (Cityscapes poles at 64x128) need.
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from __future__ import annotations
 import tf_keras as keras
 
 from components.core.models.backbones import build_backbone
+
+DECODER_UPSAMPLINGS = ("bilinear", "transposed")
+"""How the decoder goes from stride 4 to the input size (`build_deeplabv3plus`'s `upsampling`)."""
 
 
 def conv_bn_relu(inputs, filters: int, kernel_size: int, name: str, dilation_rate: int = 1,
@@ -73,7 +83,7 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
                         output_stride: int = 16, atrous_rates: tuple[int, ...] = (6, 12, 18),
                         aspp_filters: int = 256, low_level_filters: int = 48, decoder_filters: int = 256,
                         width_multiplier: float = 1.0, backbone_weights: str | None = None,
-                        batch_norm_momentum: float = 0.9) -> keras.Model:
+                        batch_norm_momentum: float = 0.9, upsampling: str = "bilinear") -> keras.Model:
     """Builds DeepLabv3+ mapping images to per-pixel class logits at the input resolution.
 
     Args:
@@ -90,13 +100,18 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
         batch_norm_momentum: momentum of every batch normalisation's moving statistics, backbone
             included (0.9: mmsegmentation's 0.1 in PyTorch's convention; the statistics inference
             uses must settle within a short schedule).
+        upsampling: from the decoder's stride 4 to the input size: "bilinear" (the paper's) or
+            "transposed" (learned; module docstring).
 
     Returns:
         A `keras.Model` named "deeplabv3plus" with output shape (batch, height, width, num_classes).
 
     Raises:
-        ValueError: the input size is not divisible by the output stride, or a bad backbone/stride.
+        ValueError: the input size is not divisible by the output stride, or a bad backbone, stride or
+            upsampling.
     """
+    if upsampling not in DECODER_UPSAMPLINGS:
+        raise ValueError(f"DeepLabv3+ upsampling {upsampling!r}: expected one of {DECODER_UPSAMPLINGS}")
     height, width = input_shape[0], input_shape[1]
     if height % output_stride or width % output_stride:
         raise ValueError(f"DeepLabv3+ input {height}x{width} must be divisible by the output stride = {output_stride}")
@@ -111,6 +126,15 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
     x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
     x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine1", batch_norm_momentum=batch_norm_momentum)
     x = conv_bn_relu(x, decoder_filters, 3, "decoder_refine2", batch_norm_momentum=batch_norm_momentum)
-    logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
-    logits = keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32", name="logits_upsample")(logits)
+    if upsampling == "transposed":
+        for index, filters in enumerate((decoder_filters // 2, decoder_filters // 4), start=1):
+            x = keras.layers.Conv2DTranspose(max(filters, 1), 3, strides=2, padding="same", use_bias=False,
+                                             name=f"decoder_up{index}_conv")(x)
+            x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"decoder_up{index}_bn")(x)
+            x = keras.layers.ReLU(name=f"decoder_up{index}_relu")(x)
+        logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    else:
+        logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+        logits = keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32",
+                                           name="logits_upsample")(logits)
     return keras.Model(inputs, logits, name="deeplabv3plus")

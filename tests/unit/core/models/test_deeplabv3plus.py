@@ -36,6 +36,24 @@ def test_aspp_has_a_1x1_branch_three_atrous_branches_and_image_pooling_then_the_
     assert [model.get_layer(f"decoder_refine{index}_conv").kernel_size for index in (1, 2)] == [(3, 3), (3, 3)]
 
 
+def test_the_transposed_decoder_upsamples_by_learned_stride_2_steps_to_logits_at_the_input_size():
+    """The optional decoder: 4 -> 2 -> 1 by transposed convolutions, logits computed at full size, float32."""
+    model = build_model(ModelConfig.from_dict({
+        "architecture": "deeplabv3plus", "image_size": [32, 48],
+        "deeplabv3plus": {"aspp_filters": 8, "low_level_filters": 4, "decoder_filters": 8,
+                          "backbone": {"width_multiplier": 0.35}, "upsampling": "transposed"}}), 5)
+    ups = [model.get_layer(f"decoder_up{index}_conv") for index in (1, 2)]
+    assert all(isinstance(layer, keras.layers.Conv2DTranspose) and layer.strides == (2, 2) for layer in ups)
+    assert [layer.output.shape[1:] for layer in ups] == [(16, 24, 4), (32, 48, 2)]
+    assert model.get_layer("logits").output.shape[1:] == (32, 48, 5)
+    assert "logits_upsample" not in [layer.name for layer in model.layers]
+    logits = model(np.zeros((2, 32, 48, 3), np.float32))
+    assert logits.shape == (2, 32, 48, 5) and logits.dtype == tf.float32
+    with pytest.raises(ConfigError, match="'model.deeplabv3plus.upsampling' must be 'bilinear' or 'transposed'"):
+        PipelineConfig.from_dict({"model": {"architecture": "deeplabv3plus",
+                                            "deeplabv3plus": {"upsampling": "nearest"}}})
+
+
 def test_the_aspp_is_built_with_the_rates_lowered_past_the_feature_size():
     model = build_deeplabv3plus((64, 64, 3), 3, atrous_rates=(2, 6, 18), **TINY)  # 4x4 features
     # 6 and 18 both read only padding with their outer taps: lowered to 4, then to 5 to stay distinct (the
