@@ -140,10 +140,12 @@ def per_tensor_transpose_convolutions(model_content: bytes) -> bytes:
     ``s / 2``), and the int32 bias, whose scale must be ``input_scale * s``, becomes
     ``round(b * s_c / s)``. The transposed convolutions of a U-Net have no batch normalisation folded into
     them, so their channel scales are close (within 1.5x on the benchmark's U-Net) and little precision is
-    lost; the pipeline measures the int8 model's mIoU on every run in any case. Other ops, and a
+    lost. DeepLabv3+'s optional transposed-convolution decoder has batch normalisation folded into them;
+    its int8 model stayed within 0.001 mIoU of the float one on `cityscapes_deeplabv3plus.yaml` (three
+    runs), and the pipeline measures the int8 model's mIoU on every run in any case. Other ops, and a
     TRANSPOSE_CONV whose weights are already per tensor (or not constant, or quantized along another
     dimension than the output channels), are left as they are; a model without a per-channel one comes back
-    byte for byte (DeepLabv3+, which upsamples with resizes, is unchanged).
+    byte for byte (DeepLabv3+ with the paper's bilinear decoder, which upsamples with resizes, is unchanged).
 
     Args:
         model_content: a full-integer ``.tflite`` flatbuffer.
