@@ -14,9 +14,10 @@ upsampling are float32, so the head stays float32 under mixed precision.
 Optional (`upsampling="transposed"`, the transposed-convolution decoder of the seed tutorial): the
 refined stride-4 features are upsampled to the input size by two learned 3x3 transposed convolutions of
 stride 2 (half and a quarter of the decoder's channels, each with batch normalisation and ReLU) and the
-logits are computed there, instead of at stride 4 and upsampled bilinearly. Learned upsampling can place
-an edge inside a stride-4 cell, which bilinear upsampling of stride-4 logits cannot: what structures one
-or two pixels wide (Cityscapes poles at 64x128) need.
+logits are computed there, instead of at stride 4 and upsampled bilinearly. On the synthetic data it
+draws people, signs, birds and bicycles sharper (val mIoU +0.02 to +0.03 on VOC at 64x64 and Cityscapes
+at 64x128, README) but not Cityscapes poles one or two pixels wide: those need features finer than the
+stride-4 ones the decoder has, learned upsampling or not.
 """
 
 from __future__ import annotations
@@ -132,9 +133,8 @@ def build_deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int, bac
                                              name=f"decoder_up{index}_conv")(x)
             x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"decoder_up{index}_bn")(x)
             x = keras.layers.ReLU(name=f"decoder_up{index}_relu")(x)
-        logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
-    else:
-        logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    logits = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    if upsampling == "bilinear":
         logits = keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32",
                                            name="logits_upsample")(logits)
     return keras.Model(inputs, logits, name="deeplabv3plus")
