@@ -31,10 +31,6 @@ from components.core.config import AugmentationConfig
 _CUTMIX_STREAM = 1
 """Folded into the first example's seed of a batch to give the batch's CutMix seed."""
 
-_SEED = "augmentation_seed"
-"""Key of an example's int64 [2] augmentation seed, added to its dict until its batch is augmented."""
-
-
 def make_dataset(file_pattern, data_accessor: tfx.components.DataAccessor,
                  transform_output: tft.TFTransformOutput, batch_size: int,
                  augmentation: AugmentationConfig | None = None, seed: int | None = None,
@@ -177,11 +173,7 @@ def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: t
     """
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
 
-    def with_seed(example, example_seed):
-        return {**example, _SEED: example_seed}
-
-    def augment_batch(batch):
-        example_seeds = batch[_SEED]
+    def augment_batch(batch, example_seeds):
         images, masks = augmentation_ops.augment_batch(batch[features.IMAGE], batch[features.MASK],
                                                        batch[features.PIXEL_MEAN], example_seeds, config, image_size)
         masks = tf.cast(masks, tf.int64)
@@ -192,7 +184,6 @@ def augment(examples: tf.data.Dataset, config: AugmentationConfig, image_size: t
         return (images - mean[:, None, None, :]) / std[:, None, None, :], masks
 
     return (tf.data.Dataset.zip((examples, seeds))
-            .map(with_seed)
             .batch(batch_size, drop_remainder=True)
             .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE))
 
